@@ -1,0 +1,206 @@
+"""The ledger in DynamoDB: one item per input file, moved between states with conditional writes.
+
+Every transition is a conditional update on the item's current state (and run), so two Lambda
+invocations, a Glue job and a sweeper can race without ever both owning a file.
+
+    >>> ledger = DynamoLedger(boto3.resource("dynamodb").Table("sluice-ledger"))  # doctest: +SKIP
+    >>> ledger.record_pending(FileRef("raw", "orders/a.csv", "9b2c", 120))       # doctest: +SKIP
+    <State.PENDING: 'PENDING'>
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+from botocore.exceptions import ClientError
+
+from ledger.model import FileRef, RowCounts, RunBudget, State, state_after_failed_run
+
+BY_STATE_INDEX = "ByState"  # state (HASH), updated_at (RANGE): find PENDING oldest first
+BY_RUN_INDEX = "ByRun"  # run_id (HASH): a run's files; sparse, only items that hold a run
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class DynamoLedger:
+    """Adapter over a boto3 DynamoDB Table resource (see template.yaml, FileLedger)."""
+
+    def __init__(self, table: Any, now: Callable[[], datetime] = utc_now) -> None:
+        self.table = table
+        self.now = now
+
+    # --- intake (StartCrawlerFunction) -------------------------------------------------------
+
+    def record_pending(self, ref: FileRef) -> State:
+        """Record a new file as PENDING. A duplicate event is a no-op: the existing item's state is
+        returned unchanged."""
+        stamp = _iso(self.now())
+        item = {**ref.to_dict(), "state": State.PENDING.value, "attempts": 0,
+                "received_at": stamp, "updated_at": stamp}
+        return self._put_if_new(item)
+
+    def record_skipped(self, ref: FileRef, reason: str) -> State:
+        """Record a file that will never be processed, with the reason (never silently lost)."""
+        stamp = _iso(self.now())
+        item = {**ref.to_dict(), "state": State.SKIPPED.value, "reason": reason, "attempts": 0,
+                "received_at": stamp, "updated_at": stamp}
+        return self._put_if_new(item)
+
+    def _put_if_new(self, item: dict) -> State:
+        item = {k: v for k, v in item.items() if v is not None}
+        try:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(file_id)")
+            return State(item["state"])
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+        existing = self.get(item["file_id"])
+        return State(existing["state"]) if existing else State(item["state"])
+
+    def get(self, file_id: str) -> dict | None:
+        return self.table.get_item(Key={"file_id": file_id}, ConsistentRead=True).get("Item")
+
+    # --- runs (StartJobFunction) -------------------------------------------------------------
+
+    def claim_pending(self, run_id: str, budget: RunBudget,
+                      pending_before: datetime | None = None) -> list[FileRef]:
+        """Move PENDING files into run_id, oldest first, until the budget is full. A file another
+        claimer took first fails its condition and is simply passed over."""
+        claimed: list[FileRef] = []
+        for item in self.by_state(State.PENDING, updated_before=pending_before):
+            ref = FileRef.from_dict(item)
+            if not budget.fits(ref):
+                break
+            if self._move(ref.file_id, State.PENDING, State.CLAIMED, run_id=run_id):
+                budget.take(ref)
+                claimed.append(ref)
+            if budget.full:
+                break
+        return claimed
+
+    def release_claim(self, run_id: str, refs: list[FileRef]) -> None:
+        """Give a run's files back (the job never started): PENDING again, attempts unchanged."""
+        for ref in refs:
+            self._update(
+                ref.file_id,
+                "SET #s = :pending, updated_at = :now REMOVE run_id",
+                "#s = :claimed AND run_id = :run",
+                {":pending": State.PENDING.value, ":claimed": State.CLAIMED.value, ":run": run_id},
+            )
+
+    def fail_run(self, run_id: str, max_attempts: int, reason: str) -> dict[State, int]:
+        """A run failed, timed out or was stopped: each of its still-claimed files goes back to
+        PENDING with attempts+1, or to FAILED with the reason once attempts reach max_attempts.
+        Returns how many files went to each state."""
+        moved = {State.PENDING: 0, State.FAILED: 0}
+        for item in self.by_run(run_id):
+            if item["state"] != State.CLAIMED.value:
+                continue
+            new_state, attempts = state_after_failed_run(int(item.get("attempts", 0)), max_attempts)
+            done = self._update(
+                item["file_id"],
+                "SET #s = :new, attempts = :attempts, reason = :reason, last_run_id = :run, "
+                "updated_at = :now REMOVE run_id",
+                "#s = :claimed AND run_id = :run",
+                {":new": new_state.value, ":attempts": attempts, ":reason": reason,
+                 ":claimed": State.CLAIMED.value, ":run": run_id},
+            )
+            moved[new_state] += int(done)
+        return moved
+
+    # --- the Glue job ------------------------------------------------------------------------
+
+    def mark_done(self, run_id: str, file_id: str, counts: RowCounts) -> bool:
+        """Mark one of run_id's files DONE with its row counts. Idempotent for the same run (a
+        retried attempt of the run overwrites its own counts); refuses files the run does not own."""
+        return self._update(
+            file_id,
+            "SET #s = :done, rows_in = :rin, rows_out = :rout, rows_bad = :rbad, "
+            "rows_duplicate = :rdup, updated_at = :now",
+            "run_id = :run AND (#s = :claimed OR #s = :done)",
+            {":done": State.DONE.value, ":claimed": State.CLAIMED.value, ":run": run_id,
+             ":rin": counts.rows_in, ":rout": counts.rows_out, ":rbad": counts.rows_bad,
+             ":rdup": counts.rows_duplicate},
+        )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def by_state(self, state: State, updated_before: datetime | None = None) -> Iterator[dict]:
+        """Items in a state, oldest first (eventually consistent: re-check before acting)."""
+        condition = "#s = :state"
+        values: dict[str, Any] = {":state": state.value}
+        if updated_before is not None:
+            condition += " AND updated_at < :before"
+            values[":before"] = _iso(updated_before)
+        yield from self._query(IndexName=BY_STATE_INDEX, KeyConditionExpression=condition,
+                               ExpressionAttributeNames={"#s": "state"},
+                               ExpressionAttributeValues=values)
+
+    def by_run(self, run_id: str) -> Iterator[dict]:
+        yield from self._query(IndexName=BY_RUN_INDEX, KeyConditionExpression="run_id = :run",
+                               ExpressionAttributeValues={":run": run_id})
+
+    def count_by_state(self) -> dict[str, int]:
+        counts = {}
+        for state in State:
+            total, start = 0, None
+            while True:
+                kwargs: dict[str, Any] = dict(
+                    IndexName=BY_STATE_INDEX, Select="COUNT", KeyConditionExpression="#s = :state",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={":state": state.value})
+                if start:
+                    kwargs["ExclusiveStartKey"] = start
+                page = self.table.query(**kwargs)
+                total += page["Count"]
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+            counts[state.value] = total
+        return counts
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _query(self, **kwargs: Any) -> Iterator[dict]:
+        while True:
+            page = self.table.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _move(self, file_id: str, old: State, new: State, run_id: str) -> bool:
+        return self._update(
+            file_id,
+            "SET #s = :new, run_id = :run, updated_at = :now",
+            "#s = :old",
+            {":new": new.value, ":old": old.value, ":run": run_id},
+        )
+
+    def _update(self, file_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """One conditional update; False when the condition did not hold (someone else won)."""
+        values = {**values, ":now": _iso(self.now())}
+        try:
+            self.table.update_item(
+                Key={"file_id": file_id},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise

@@ -1,0 +1,52 @@
+"""Shared fixtures: one moto server per test session, reset before every test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sluice.emulator import FAKE_CREDENTIALS, Emulator
+from sluice.template import SamApp
+
+# No test may ever reach a real AWS account.
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ.update(FAKE_CREDENTIALS)
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "sluice-test")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    with Emulator() as aws:
+        aws.point_process_here()
+        yield aws
+
+
+@pytest.fixture
+def aws(emulator: Emulator) -> Emulator:
+    """A clean emulated account for this test."""
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture(scope="session")
+def app() -> SamApp:
+    """template.yaml, translated offline."""
+    return SamApp.load()
+
+
+@pytest.fixture
+def ledger_table(aws: Emulator, app: SamApp) -> str:
+    """The FileLedger table, created with the key schema and indexes that template.yaml declares."""
+    props = app.resources["FileLedger"]["Properties"]
+    name = "sluice-test-ledger"
+    aws.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+    )
+    return name
