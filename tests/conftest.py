@@ -37,11 +37,9 @@ def app() -> SamApp:
     return SamApp.load()
 
 
-@pytest.fixture
-def ledger_table(aws: Emulator, app: SamApp) -> str:
-    """The FileLedger table, created with the key schema and indexes that template.yaml declares."""
+def create_ledger_table(aws: Emulator, app: SamApp, name: str) -> str:
+    """Create a FileLedger table with the key schema and indexes that template.yaml declares."""
     props = app.resources["FileLedger"]["Properties"]
-    name = "sluice-test-ledger"
     aws.client("dynamodb").create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
@@ -50,3 +48,9 @@ def ledger_table(aws: Emulator, app: SamApp) -> str:
         GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
     )
     return name
+
+
+@pytest.fixture
+def ledger_table(aws: Emulator, app: SamApp) -> str:
+    """The FileLedger table, created as template.yaml declares it."""
+    return create_ledger_table(aws, app, "sluice-test-ledger")

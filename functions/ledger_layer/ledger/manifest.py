@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ledger.model import FileRef
 
 
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable and unique: run-20261125T101500Z-3f9a1c2e."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"run-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 

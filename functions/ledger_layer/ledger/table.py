@@ -10,8 +10,9 @@ invocations, a Glue job and a sweeper can race without ever both owning a file.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -22,11 +23,11 @@ BY_RUN_INDEX = "ByRun"  # run_id (HASH): a run's files; sparse, only items that 
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _condition_failed(error: ClientError) -> bool:

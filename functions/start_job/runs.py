@@ -1,0 +1,105 @@
+"""Turning PENDING files into Glue job runs, and taking them back when a run fails: the pure
+decisions of StartJobFunction. The ledger, the manifest store and the job are small interfaces,
+so these rules are tested with in-memory fakes.
+
+    >>> settings = RunSettings(max_files=1000, max_bytes=10**10, max_attempts=3)
+    >>> settings.budget().max_files
+    1000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from ledger import FileRef, RunBudget, RunManifest, State, new_run_id
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    max_files: int
+    max_bytes: int
+    max_attempts: int
+
+    def budget(self) -> RunBudget:
+        return RunBudget(max_files=self.max_files, max_bytes=self.max_bytes)
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: str
+    job_run_id: str
+    manifest_uri: str
+    files: int
+    bytes: int
+
+
+class ConcurrencyLimitReached(RuntimeError):
+    """The job already runs MaxConcurrentRuns times (ConcurrentRunsExceededException)."""
+
+
+class Ledger(Protocol):
+    def claim_pending(self, run_id: str, budget: RunBudget,
+                      pending_before: datetime | None = None) -> list[FileRef]: ...
+    def release_claim(self, run_id: str, refs: list[FileRef]) -> None: ...
+    def fail_run(self, run_id: str, max_attempts: int, reason: str) -> dict[State, int]: ...
+
+
+class Manifests(Protocol):
+    def write(self, manifest: RunManifest) -> str: ...
+    def delete(self, run_id: str) -> None: ...
+
+
+class Jobs(Protocol):
+    def start(self, run_id: str, manifest_uri: str) -> str: ...
+    def run_id_of(self, job_run_id: str) -> str | None: ...
+
+
+class RunPlanner:
+    """Claims pending files into runs and starts the job for each, until nothing is pending or
+    the job's concurrency limit is reached. Each run owns a disjoint set of files."""
+
+    def __init__(self, ledger: Ledger, manifests: Manifests, jobs: Jobs, settings: RunSettings,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.ledger = ledger
+        self.manifests = manifests
+        self.jobs = jobs
+        self.settings = settings
+        self.now = now
+
+    def start_runs(self, pending_before: datetime | None = None) -> list[StartedRun]:
+        started: list[StartedRun] = []
+        while True:
+            run_id = new_run_id(self.now())
+            budget = self.settings.budget()
+            claimed = self.ledger.claim_pending(run_id, budget, pending_before)
+            if not claimed:
+                return started  # nothing pending: no run
+            try:
+                manifest = RunManifest(run_id, self.now().isoformat(), claimed)
+                uri = self.manifests.write(manifest)
+                job_run_id = self.jobs.start(run_id, uri)
+            except ConcurrencyLimitReached:
+                self._give_back(run_id, claimed)  # the next trigger or the sweeper takes them
+                return started
+            except Exception:
+                self._give_back(run_id, claimed)
+                raise
+            started.append(StartedRun(run_id, job_run_id, uri, len(claimed), manifest.total_bytes))
+            if not budget.full:
+                return started  # the budget had room, so nothing else was pending
+
+    def _give_back(self, run_id: str, claimed: list[FileRef]) -> None:
+        self.ledger.release_claim(run_id, claimed)
+        self.manifests.delete(run_id)
+
+    def run_ended_badly(self, job_run_id: str, state: str, message: str) -> dict[State, int]:
+        """A run FAILED, TIMED OUT or was STOPPED: its files go back to PENDING (attempts+1) or,
+        out of attempts, to FAILED with the reason."""
+        run_id = self.jobs.run_id_of(job_run_id)
+        if run_id is None:
+            return {}
+        reason = f"job run {job_run_id} {state}: {message}"
+        return self.ledger.fail_run(run_id, self.settings.max_attempts, reason)

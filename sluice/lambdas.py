@@ -1,0 +1,61 @@
+"""Lambda handlers, imported from their CodeUri and called in-process, unchanged.
+
+Each function's folder goes on sys.path the way Lambda puts it at /var/task, and the ledger layer
+the way Lambda puts it at /opt/python. Handler files are all called app.py, so each is loaded
+under a module name of its own; the modules beside it (intake.py, runs.py, ...) have distinct
+names across functions.
+
+    >>> handler = load_handler(ROOT / "functions/start_crawler", "app.lambda_handler")  # doctest: +SKIP
+    >>> handler(event, FakeContext("sluice-dev-start-crawler"))                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluice.template import ROOT
+
+LAYER_DIRS = [ROOT / "functions" / "ledger_layer"]
+
+
+@dataclass
+class FakeContext:
+    """The parts of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    timeout_ms: int = 60_000
+
+    def __post_init__(self) -> None:
+        if not self.invoked_function_arn:
+            self.invoked_function_arn = (
+                f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}")
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms
+
+
+def load_handler(code_dir: Path, handler: str) -> Callable[[dict, Any], Any]:
+    """Import `module.function` from code_dir, as Lambda would, and return the function."""
+    module_name, function_name = handler.rsplit(".", 1)
+    for path in [*LAYER_DIRS, code_dir]:
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    unique = f"sluice_fn_{code_dir.name}_{module_name}"
+    module = sys.modules.get(unique)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(unique, code_dir / f"{module_name}.py")
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {handler} from {code_dir}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[unique] = module
+        spec.loader.exec_module(module)
+    return getattr(module, function_name)

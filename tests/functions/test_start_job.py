@@ -1,0 +1,151 @@
+"""StartJobFunction against the emulator: runs own disjoint files, and a failed or refused run
+gives every file back."""
+
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ledger import FileRef
+from ledger.table import DynamoLedger
+from tests.functions.conftest import ENV, RAW_BUCKET, event
+
+SETTINGS = ENV["StartJobFunction"]
+
+
+@pytest.fixture
+def ledger(stack) -> DynamoLedger:
+    return DynamoLedger(stack.resource("dynamodb").Table(SETTINGS["LEDGER_TABLE"]))
+
+
+def _pending(ledger: DynamoLedger, n: int, prefix: str = "orders/f") -> list[FileRef]:
+    refs = [FileRef(RAW_BUCKET, f"{prefix}{i:03}.csv", f"etag{prefix}{i}", 100) for i in range(n)]
+    for ref in refs:
+        ledger.record_pending(ref)
+    return refs
+
+
+def _job_runs(aws) -> list[dict]:
+    return aws.client("glue").get_job_runs(JobName=SETTINGS["JOB_NAME"])["JobRuns"]
+
+
+def test_crawler_succeeded_claims_pending_files_into_a_run(start_job, ledger, stack):
+    _pending(ledger, 5)
+    result = start_job(event("crawler-succeeded.json"))
+    [run] = result["runs"]
+    assert run["files"] == 5
+    assert ledger.count_by_state()["CLAIMED"] == 5
+    [job_run] = _job_runs(stack)
+    assert job_run["Arguments"]["--run_id"] == run["run_id"]
+    bucket, key = run["manifest_uri"].removeprefix("s3://").split("/", 1)
+    manifest = json.loads(stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert len(manifest["files"]) == 5 and manifest["run_id"] == run["run_id"]
+
+
+def test_nothing_pending_starts_no_run(start_job, stack):
+    assert start_job(event("crawler-succeeded.json")) == {"runs": []}
+    assert _job_runs(stack) == []
+
+
+def test_run_size_is_capped_and_the_rest_get_their_own_runs(start_job, ledger, stack, monkeypatch):
+    monkeypatch.setitem(SETTINGS, "MAX_FILES_PER_RUN", "4")
+    _pending(ledger, 10)
+    runs = start_job(event("crawler-succeeded.json"))["runs"]
+    assert [r["files"] for r in runs] == [4, 4, 2]
+    assert len(_job_runs(stack)) == 3
+
+
+def test_events_for_another_crawler_or_state_are_ignored(start_job, ledger, stack):
+    _pending(ledger, 3)
+    assert "ignored" in start_job(event("crawler-succeeded-other-crawler.json"))
+    assert "ignored" in start_job(event("crawler-failed.json"))
+    other_job = event("job-failed.json")
+    other_job["detail"]["jobName"] = "someone-elses-job"
+    assert "ignored" in start_job(other_job)
+    assert ledger.count_by_state()["PENDING"] == 3
+    assert _job_runs(stack) == []
+
+
+def test_concurrent_invocations_claim_disjoint_files(start_job, ledger, stack, monkeypatch):
+    monkeypatch.setitem(SETTINGS, "MAX_FILES_PER_RUN", "7")
+    _pending(ledger, 60)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: start_job(event("crawler-succeeded.json")), range(3)))
+    manifests = []
+    s3 = stack.client("s3")
+    for run in (r for result in results for r in result["runs"]):
+        bucket, key = run["manifest_uri"].removeprefix("s3://").split("/", 1)
+        manifests.append(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    claimed = [f["file_id"] for m in manifests for f in m["files"]]
+    assert len(claimed) == len(set(claimed)) == 60
+    assert ledger.count_by_state()["CLAIMED"] == 60
+
+
+def test_concurrent_runs_exceeded_releases_the_claim(start_job, ledger, stack, aws_errors, monkeypatch):
+    monkeypatch.setitem(SETTINGS, "MAX_FILES_PER_RUN", "3")
+    _pending(ledger, 7)
+    calls = aws_errors.fail(_job_glue_client(), "StartJobRun", "ConcurrentRunsExceededException",
+                            times=1, after=1)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]  # the second run was refused
+    assert calls == {"failed": 1, "total": 2}
+    assert ledger.count_by_state()["CLAIMED"] == 3
+    assert ledger.count_by_state()["PENDING"] == 4  # released, attempts untouched
+    listed = stack.client("s3").list_objects_v2(Bucket=SETTINGS["ARTIFACTS_BUCKET"], Prefix="runs/")
+    assert [o["Key"] for o in listed["Contents"]] == [f"runs/{run['run_id']}/manifest.json"]
+    # the slot frees up: the next trigger takes the rest
+    assert [r["files"] for r in start_job(event("job-succeeded.json"))["runs"]] == [3, 1]
+
+
+def test_job_failure_returns_files_to_pending_with_an_attempt_counted(start_job, ledger, stack):
+    refs = _pending(ledger, 4)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    failed = event("job-failed.json")
+    failed["detail"]["jobRunId"] = run["job_run_id"]
+    assert start_job(failed) == {"released": {"PENDING": 4, "FAILED": 0}}
+    items = [ledger.get(r.file_id) for r in refs]
+    assert {(i["state"], i["attempts"]) for i in items} == {("PENDING", 1)}
+    assert all(run["job_run_id"] in i["reason"] for i in items)
+
+
+def test_files_fail_for_good_after_max_attempts(start_job, ledger, stack):
+    [ref] = _pending(ledger, 1)
+    for _ in range(int(SETTINGS["MAX_ATTEMPTS"])):
+        [run] = start_job(event("crawler-succeeded.json"))["runs"]
+        failed = event("job-failed.json")
+        failed["detail"]["jobRunId"] = run["job_run_id"]
+        start_job(failed)
+    item = ledger.get(ref.file_id)
+    assert (item["state"], item["attempts"]) == ("FAILED", 3)
+    assert start_job(event("crawler-succeeded.json")) == {"runs": []}
+
+
+def test_sweep_claims_only_files_pending_long_enough(start_job, ledger, stack):
+    old = DynamoLedger(ledger.table, now=lambda: datetime.now(timezone.utc) - timedelta(hours=1))
+    _pending(old, 2, prefix="orders/old")
+    _pending(ledger, 3, prefix="orders/new")
+    [run] = start_job(event("scheduled-sweep.json"))["runs"]
+    assert run["files"] == 2
+    assert ledger.count_by_state()["PENDING"] == 3
+
+
+def test_every_eventbridge_sample_event_is_accepted(start_job, events_dir, ledger):
+    _pending(ledger, 2)
+    for path in sorted(events_dir.glob("*.json")):
+        if path.name.startswith("sqs-") or path.name == "env.json":
+            continue
+        result = start_job(json.loads(path.read_text()))
+        assert set(result) <= {"runs", "ignored", "released"}, path.name
+
+
+def _job_glue_client():
+    """The Glue client the handler's cached planner uses (same settings, same cache entry)."""
+    s = SETTINGS
+    app = sys.modules["sluice_fn_start_job_app"]
+    planner = app._planner(s["LEDGER_TABLE"], s["ARTIFACTS_BUCKET"], s["JOB_NAME"],
+                           int(s["MAX_FILES_PER_RUN"]), int(s["MAX_BYTES_PER_RUN"]),
+                           int(s["MAX_ATTEMPTS"]))
+    return planner.jobs.glue
