@@ -88,8 +88,7 @@ class RunPlanner:
                 self._give_back(run_id, claimed)
                 raise
             started.append(StartedRun(run_id, job_run_id, uri, len(claimed), manifest.total_bytes))
-            if not budget.full:
-                return started  # the budget had room, so nothing else was pending
+            # Go round again even if the budget had room: the next file may simply not have fit.
 
     def _give_back(self, run_id: str, claimed: list[FileRef]) -> None:
         self.ledger.release_claim(run_id, claimed)

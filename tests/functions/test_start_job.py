@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -124,7 +124,7 @@ def test_files_fail_for_good_after_max_attempts(start_job, ledger, stack):
 
 
 def test_sweep_claims_only_files_pending_long_enough(start_job, ledger, stack):
-    old = DynamoLedger(ledger.table, now=lambda: datetime.now(timezone.utc) - timedelta(hours=1))
+    old = DynamoLedger(ledger.table, now=lambda: datetime.now(UTC) - timedelta(hours=1))
     _pending(old, 2, prefix="orders/old")
     _pending(ledger, 3, prefix="orders/new")
     [run] = start_job(event("scheduled-sweep.json"))["runs"]

@@ -1,0 +1,77 @@
+# Sluice. `make run` and `make test` are the two commands; each builds .venv on first use.
+# Run `make help` for the rest.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+STACK  ?= sluice-dev
+EVENT  ?=
+export SAM_CLI_TELEMETRY = 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help run test lint build deploy glue-package invoke-start-crawler invoke-start-job \
+        glue-test-docker bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt requirements-lock.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Sluice needs $(PYTHON) (the Lambda and Glue 5.0 Python)."; exit 1; }
+	@command -v java >/dev/null || echo "warning: no java on PATH; the Glue job's local Spark needs Java 17."
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@
+
+run: $(STAMP) ## the whole pipeline offline: start it, ingest samples/, wait for the email, show the output
+	$(BIN)/sluice demo
+
+test: $(STAMP) ## every test, offline (unit, functions, template, Glue job, local runtime end to end)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff, cfn-lint, checkov and sam validate on the template
+	$(BIN)/ruff check .
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(BIN)/sam validate --lint
+
+build: $(STAMP) ## sam build (python3.11, arm64; pure-Python dependencies, no Docker needed)
+	$(BIN)/sam build
+
+glue-package: $(STAMP) ## zip the Glue job's modules (sluice_glue + ledger) for --extra-py-files
+	$(BIN)/python -m sluice.publish_glue --zip glue/dist/sluice_glue.zip
+
+deploy: build glue-package ## sam deploy (first time: `sam deploy --guided`), then publish the job's modules
+	$(BIN)/sam deploy --config-env $(if $(filter sluice-prod,$(STACK)),prod,default)
+	$(BIN)/python -m sluice.publish_glue --zip glue/dist/sluice_glue.zip --stack-name $(STACK)
+
+invoke-start-crawler: build ## sam local invoke StartCrawlerFunction (needs Docker); EVENT=events/...
+	$(BIN)/sam local invoke StartCrawlerFunction --env-vars events/env.json \
+	  -e $(or $(EVENT),events/sqs-s3-put.json)
+
+invoke-start-job: build ## sam local invoke StartJobFunction (needs Docker); EVENT=events/...
+	$(BIN)/sam local invoke StartJobFunction --env-vars events/env.json \
+	  -e $(or $(EVENT),events/crawler-succeeded.json)
+
+GLUE_IMAGE ?= public.ecr.aws/glue/aws-glue-libs:5
+glue-test-docker: ## the Glue job's tests inside AWS's Glue 5.0 image (needs Docker)
+	docker run --rm -v "$(CURDIR)":/home/hadoop/workspace -w /home/hadoop/workspace \
+	  -e PYTHONPATH=/home/hadoop/workspace/glue:/home/hadoop/workspace/functions/ledger_layer:/home/hadoop/workspace \
+	  --entrypoint bash $(GLUE_IMAGE) -c \
+	  "pip3 install --user -q moto[server,s3,dynamodb,glue]==5.2.5 chispa pytest && python3 -m pytest -p no:cacheprovider tests/glue"
+
+bench: $(STAMP) ## every benchmark in bench/ (prints ratios; nothing here is a pass/fail test)
+	$(BIN)/python bench/bench_cold_import.py
+	$(BIN)/python bench/bench_glue_job.py
+	$(BIN)/python bench/bench_pipeline.py
+
+lock: ## re-resolve requirements-dev.txt and rewrite requirements-lock.txt
+	rm -rf /tmp/sluice-lock && $(PYTHON) -m venv /tmp/sluice-lock
+	grep -v '^-c ' requirements-dev.txt > /tmp/sluice-lock/req.txt
+	/tmp/sluice-lock/bin/pip install --quiet -r /tmp/sluice-lock/req.txt pyspark==3.5.9
+	/tmp/sluice-lock/bin/pip freeze --exclude-editable > requirements-lock.txt
+
+clean: ## remove build output and local runtime state (keeps .venv)
+	rm -rf .aws-sam glue/dist .sluice .pytest_cache .ruff_cache spark-warehouse

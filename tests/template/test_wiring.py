@@ -1,0 +1,151 @@
+"""template.yaml, translated offline by the SAM translator: the wiring of the seven steps, and the
+security promises (TLS only, no public buckets, IAM scoped to named resources)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluice.template import ROOT, SamApp
+
+# Statements allowed to use "Resource": "*", each because IAM offers no narrower scope.
+UNSCOPABLE = {
+    ("StartCrawlerRole", "Tracing"): "X-Ray PutTraceSegments/PutTelemetryRecords take no resource",
+    ("StartJobRole", "Tracing"): "X-Ray PutTraceSegments/PutTelemetryRecords take no resource",
+    ("EtlJobRole", "JobMetrics"): "cloudwatch:PutMetricData takes no resource (namespace-conditioned)",
+}
+
+
+def _ref(value) -> str | None:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+    return None
+
+
+def test_raw_bucket_notifies_the_ingest_queue(app: SamApp):
+    [queue_config] = app.resources["RawBucket"]["Properties"]["NotificationConfiguration"][
+        "QueueConfigurations"]
+    assert queue_config["Event"] == "s3:ObjectCreated:*"
+    assert _ref(queue_config["Queue"]) == "IngestQueue"
+    policy = app.resources["IngestQueuePolicy"]["Properties"]
+    allow = next(s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow")
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert "aws:SourceArn" in allow["Condition"]["ArnEquals"]
+    assert "aws:SourceAccount" in allow["Condition"]["StringEquals"]
+
+
+def test_queue_drives_start_crawler_with_partial_batch_failures(app: SamApp):
+    [mapping] = app.of_type("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert _ref(props["EventSourceArn"]) == "IngestQueue"
+    assert _ref(props["FunctionName"]) == "StartCrawlerFunction"
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert _ref(props["BatchSize"]) == "IngestBatchSize"
+    assert _ref(props["MaximumBatchingWindowInSeconds"]) == "IngestBatchingWindowSeconds"
+    assert _ref(props["ScalingConfig"]["MaximumConcurrency"]) == "IngestMaxConcurrency"
+
+
+def test_ingest_queue_has_a_dlq_and_a_long_enough_visibility_timeout(app: SamApp):
+    queue = app.resources["IngestQueue"]["Properties"]
+    assert _ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == "IngestDLQ"
+    defaults = app.parameter_defaults()
+    assert defaults["IngestVisibilityTimeoutSeconds"] >= 6 * defaults["FunctionTimeoutSeconds"]
+    assert app.parameters["IngestVisibilityTimeoutSeconds"]["MinValue"] >= 6 * app.parameters[
+        "FunctionTimeoutSeconds"]["MinValue"]
+
+
+def _rules_targeting(app: SamApp, logical_id: str) -> dict[str, dict]:
+    return {rid: r["Properties"] for rid, r in app.of_type("AWS::Events::Rule").items()
+            if any(_ref(t["Arn"]) == logical_id for t in r["Properties"]["Targets"])}
+
+
+def test_crawler_succeeded_rule_names_our_crawler_and_starts_the_job_function(app: SamApp):
+    patterns = [p["EventPattern"] for p in _rules_targeting(app, "StartJobFunction").values()
+                if "EventPattern" in p]
+    crawler = next(p for p in patterns if p["detail-type"] == ["Glue Crawler State Change"])
+    assert crawler["source"] == ["aws.glue"]
+    assert crawler["detail"] == {"crawlerName": [{"Ref": "RawCrawler"}], "state": ["Succeeded"]}
+    job = next(p for p in patterns if p["detail-type"] == ["Glue Job State Change"])
+    assert job["detail"]["jobName"] == [{"Ref": "EtlJob"}]
+    assert {"FAILED", "TIMEOUT", "STOPPED"} <= set(job["detail"]["state"])
+
+
+def test_sweeper_schedule_targets_the_job_function(app: SamApp):
+    schedules = [p for p in _rules_targeting(app, "StartJobFunction").values()
+                 if "ScheduleExpression" in p]
+    assert [_ref(s["ScheduleExpression"]) for s in schedules] == ["SweepSchedule"]
+
+
+def test_job_and_crawler_outcomes_go_to_the_topic_with_readable_messages(app: SamApp):
+    rules = _rules_targeting(app, "NotificationTopic")
+    job = rules["JobStateRule"]
+    assert job["EventPattern"]["detail"]["jobName"] == [{"Ref": "EtlJob"}]
+    assert set(job["EventPattern"]["detail"]["state"]) == {"SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"}
+    assert rules["CrawlerFailedRule"]["EventPattern"]["detail"]["state"] == ["Failed"]
+    for rule in rules.values():
+        [target] = rule["Targets"]
+        assert "<" in target["InputTransformer"]["InputTemplate"]
+    policy = app.resources["NotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert {_ref(a) for a in policy["Condition"]["ArnEquals"]["aws:SourceArn"]} == set(rules)
+
+
+def test_etl_job_is_glue_5_with_the_script_from_glue_folder(app: SamApp):
+    job = app.resources["EtlJob"]["Properties"]
+    assert job["GlueVersion"] == "5.0"
+    assert job["Command"] == {"Name": "glueetl", "PythonVersion": "3", "ScriptLocation": "glue/etl_job.py"}
+    assert (ROOT / job["Command"]["ScriptLocation"]).is_file()
+
+
+@pytest.mark.parametrize("bucket", ["RawBucket", "ProcessedBucket", "ArtifactsBucket"])
+def test_every_bucket_is_private_encrypted_and_tls_only(app: SamApp, bucket: str):
+    props = app.resources[bucket]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    policy = next(r["Properties"] for r in app.of_type("AWS::S3::BucketPolicy").values()
+                  if _ref(r["Properties"]["Bucket"]) == bucket)
+    deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and s["Action"] == "s3:*"
+               for s in deny)
+
+
+def test_queues_are_encrypted(app: SamApp):
+    for queue in app.of_type("AWS::SQS::Queue").values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_ledger_is_on_demand_with_pitr_and_sse(app: SamApp):
+    props = app.resources["FileLedger"]["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert {i["IndexName"] for i in props["GlobalSecondaryIndexes"]} == {"ByState", "ByRun"}
+
+
+def test_no_role_uses_wildcard_resources_beyond_the_listed_exceptions(app: SamApp):
+    roles = app.of_type("AWS::IAM::Role")
+    assert set(roles) == {"StartCrawlerRole", "StartJobRole", "CrawlerRole", "EtlJobRole"}
+    wildcard = set()
+    for role_id, role in roles.items():
+        assert "ManagedPolicyArns" not in role["Properties"], role_id
+        for policy in role["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                resources = statement["Resource"]
+                resources = resources if isinstance(resources, list) else [resources]
+                if "*" in resources:
+                    wildcard.add((role_id, statement["Sid"]))
+                for action in [statement["Action"]] if isinstance(statement["Action"], str) else \
+                        statement["Action"]:
+                    assert not action.endswith(":*"), (role_id, action)
+    assert wildcard == set(UNSCOPABLE)
+
+
+def test_functions_use_the_explicit_roles_and_the_ledger_layer(app: SamApp):
+    for fn, role in [("StartCrawlerFunction", "StartCrawlerRole"), ("StartJobFunction", "StartJobRole")]:
+        props = app.resources[fn]["Properties"]
+        assert _ref(props["Role"]) == role
+        assert props["Runtime"] == "python3.11"
+        assert [_ref(layer) for layer in props["Layers"]][0].startswith("LedgerLayer")

@@ -1,0 +1,110 @@
+"""Run planning rules with in-memory fakes: caps, refusals, failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import FileRef, RunBudget, RunManifest, State, state_after_failed_run
+
+from runs import ConcurrencyLimitReached, RunPlanner, RunSettings  # isort: skip
+
+
+class FakeLedger:
+    def __init__(self, n: int, size: int = 10) -> None:
+        self.pending = [FileRef("raw", f"d/{i}.csv", "e", size) for i in range(n)]
+        self.claims: dict[str, list[FileRef]] = {}
+        self.released: list[str] = []
+
+    def claim_pending(self, run_id, budget: RunBudget, pending_before=None):
+        taken = []
+        while self.pending and budget.take(self.pending[0]):
+            taken.append(self.pending.pop(0))
+        self.claims[run_id] = taken
+        return taken
+
+    def release_claim(self, run_id, refs):
+        self.released.append(run_id)
+        self.pending[:0] = refs
+
+    def fail_run(self, run_id, max_attempts, reason):
+        return {State.PENDING: len(self.claims.get(run_id, []))}
+
+
+class FakeManifests:
+    def __init__(self) -> None:
+        self.written: dict[str, RunManifest] = {}
+
+    def write(self, manifest):
+        self.written[manifest.run_id] = manifest
+        return f"s3://artifacts/runs/{manifest.run_id}/manifest.json"
+
+    def delete(self, run_id):
+        self.written.pop(run_id)
+
+
+class FakeJobs:
+    def __init__(self, slots: int = 100, error: Exception | None = None) -> None:
+        self.slots = slots
+        self.error = error
+        self.started: dict[str, str] = {}
+
+    def start(self, run_id, manifest_uri):
+        if self.error:
+            raise self.error
+        if len(self.started) >= self.slots:
+            raise ConcurrencyLimitReached("limit")
+        job_run_id = f"jr_{len(self.started)}"
+        self.started[job_run_id] = run_id
+        return job_run_id
+
+    def run_id_of(self, job_run_id):
+        return self.started.get(job_run_id)
+
+
+def _planner(ledger, jobs, max_files=4, max_bytes=10**9):
+    return RunPlanner(ledger, FakeManifests(), jobs, RunSettings(max_files, max_bytes, 3))
+
+
+@pytest.mark.parametrize(("files", "max_files", "max_bytes", "runs"), [
+    (0, 4, 10**9, []),
+    (3, 4, 10**9, [3]),
+    (4, 4, 10**9, [4]),
+    (9, 4, 10**9, [4, 4, 1]),
+    (9, 100, 25, [2, 2, 2, 2, 1]),
+])
+def test_runs_are_capped(files, max_files, max_bytes, runs):
+    planner = _planner(FakeLedger(files), FakeJobs(), max_files, max_bytes)
+    assert [r.files for r in planner.start_runs()] == runs
+
+
+def test_concurrency_limit_releases_the_refused_claim_and_its_manifest():
+    ledger, jobs = FakeLedger(10), FakeJobs(slots=2)
+    planner = _planner(ledger, jobs)
+    started = planner.start_runs()
+    assert [r.files for r in started] == [4, 4]
+    assert len(ledger.released) == 1 and len(ledger.pending) == 2
+    assert set(planner.manifests.written) == {r.run_id for r in started}
+
+
+def test_unexpected_errors_release_the_claim_and_propagate():
+    ledger = FakeLedger(3)
+    planner = _planner(ledger, FakeJobs(error=RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        planner.start_runs()
+    assert len(ledger.pending) == 3 and planner.manifests.written == {}
+
+
+def test_failed_run_is_traced_through_the_job_run_arguments():
+    ledger, jobs = FakeLedger(2), FakeJobs()
+    planner = _planner(ledger, jobs)
+    [run] = planner.start_runs()
+    assert planner.run_ended_badly(run.job_run_id, "FAILED", "boom") == {State.PENDING: 2}
+    assert planner.run_ended_badly("jr_unknown", "FAILED", "boom") == {}
+
+
+@pytest.mark.parametrize(("attempts", "max_attempts", "expected"), [
+    (0, 3, (State.PENDING, 1)), (1, 3, (State.PENDING, 2)), (2, 3, (State.FAILED, 3)),
+    (0, 1, (State.FAILED, 1)),
+])
+def test_state_after_failed_run(attempts, max_attempts, expected):
+    assert state_after_failed_run(attempts, max_attempts) == expected
