@@ -1,1 +1,13 @@
-"""Sluice's local runtime: the whole pipeline of template.yaml, offline, on one machine."""
+"""Sluice's local runtime: the whole pipeline of template.yaml, offline, on one machine.
+
+The runtime runs the checked-out code as the cloud runs it: the ledger layer is importable as
+Lambda's /opt/python makes it, and glue/ as the job's --extra-py-files makes it.
+"""
+
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+for _path in (_ROOT / "functions" / "ledger_layer", _ROOT / "glue"):
+    if str(_path) not in sys.path:
+        sys.path.append(str(_path))

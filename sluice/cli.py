@@ -1,0 +1,208 @@
+"""`sluice`: the local runtime's command line.
+
+    sluice up [--port N]        start the pipeline in the foreground (Ctrl-C stops it)
+    sluice demo                 up + ingest samples/ + wait for the email + show the output (make run)
+    sluice ingest FILE... [--key KEY]   upload to the raw bucket of the running pipeline
+    sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths
+    sluice outbox               the notification emails written so far
+    sluice redrive              move messages from the ingest DLQ back to the ingest queue
+    sluice down                 stop the pipeline started by `sluice up`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from sluice.emulator import FAKE_CREDENTIALS, REGION
+from sluice.runtime import STATE_DIR, Runtime, collect_status
+from sluice.template import ROOT
+
+SAMPLES = ROOT / "samples"
+SAMPLE_DATASETS = ("orders", "orders_api")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sluice", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the pipeline in the foreground")
+    up.add_argument("--port", type=int, default=int(os.environ.get("SLUICE_PORT", "4566")))
+    demo = commands.add_parser("demo", help="run the samples through the whole pipeline")
+    demo.add_argument("--port", type=int, default=None)
+    demo.add_argument("--timeout", type=float, default=300)
+    ingest = commands.add_parser("ingest", help="upload files to the raw bucket")
+    ingest.add_argument("files", nargs="+", type=Path)
+    ingest.add_argument("--key", help="object key (one file) or key prefix ending in / (several)")
+    status = commands.add_parser("status", help="ledger, job runs, queues")
+    status.add_argument("--json", action="store_true")
+    commands.add_parser("outbox", help="notification emails")
+    commands.add_parser("redrive", help="ingest DLQ -> ingest queue")
+    commands.add_parser("down", help="stop `sluice up`")
+    args = parser.parse_args(argv)
+    return {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
+            "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down}[args.command](args)
+
+
+# --- the runtime in this process ---------------------------------------------------------------
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stopping = {"now": False}
+
+    def stop(*_: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    with Runtime(port=args.port) as runtime:
+        outputs = runtime.stack.outputs
+        print(f"\nSluice is up. Endpoint: {runtime.aws.endpoint}\n"
+              f"  aws --endpoint-url {runtime.aws.endpoint} s3 cp FILE s3://{outputs['RawBucketName']}/orders/\n"
+              f"  sluice ingest FILE --key orders/    sluice status    sluice down\n", flush=True)
+        while not stopping["now"]:
+            time.sleep(0.2)
+    print("Sluice stopped.")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    files = [p for d in SAMPLE_DATASETS for p in sorted((SAMPLES / d).rglob("*")) if p.is_file()]
+    with Runtime(port=args.port) as runtime:
+        for job in runtime.jobs:
+            job.ready.wait(timeout=120)  # a warm Spark session before the first run
+        for path in files:
+            runtime.ingest(path, path.relative_to(SAMPLES).as_posix())
+        try:
+            status = runtime.wait_until_settled(files=len(files), timeout=args.timeout)
+        except TimeoutError as error:
+            print(f"\nFAILED: {error}", file=sys.stderr)
+            return 1
+        _print_outcome(runtime, status)
+        ledger = status["ledger"]
+        if ledger["FAILED"] or ledger["DONE"] + ledger["SKIPPED"] < len(files):
+            print(f"\nFAILED: not every file was processed: {ledger}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.rule("Notification email")
+    newest = sorted(Path(status["outbox"]).glob("*.eml"))[-1]
+    console.print(newest.read_text())
+    console.rule("Ledger")
+    console.print(json.dumps(status["ledger"]))
+    s3 = runtime.aws.client("s3")
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=status["processed_bucket"]) for o in page.get("Contents", [])]
+    partitions = sorted({k.rsplit("/", 1)[0] for k in keys})
+    console.rule(f"Output: s3://{status['processed_bucket']}/ ({len(keys)} objects)")
+    for partition in partitions:
+        console.print(f"  {partition}/")
+    data = [k for k in keys if k.endswith(".parquet") and not k.startswith("_quarantine")]
+    if data:
+        import io
+
+        import pyarrow.parquet as pq
+
+        body = s3.get_object(Bucket=status["processed_bucket"], Key=data[0])["Body"].read()
+        rows = pq.read_table(io.BytesIO(body)).slice(0, 5).to_pylist()
+        table = Table(title=f"a few rows of {data[0]}")
+        for column in rows[0]:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        console.print(table)
+
+
+# --- talking to a runtime started elsewhere ----------------------------------------------------
+
+def _running() -> dict[str, Any]:
+    path = STATE_DIR / "runtime.json"
+    if not path.exists():
+        raise SystemExit("No running pipeline: start one with `sluice up` (or `make run`).")
+    return json.loads(path.read_text())
+
+
+def _clients(state: dict[str, Any]) -> tuple[Any, Any]:
+    session = boto3.session.Session(aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                                    region_name=REGION)
+    return (lambda service: session.client(service, endpoint_url=state["endpoint"]),
+            lambda service: session.resource(service, endpoint_url=state["endpoint"]))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = _running()
+    client, resource = _clients(state)
+    status = collect_status(client, resource, state["outputs"], state["endpoint"], Path(state["outbox"]))
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    print(f"endpoint   {status['endpoint']}")
+    print(f"ledger     {status['ledger']}")
+    print(f"job runs   {status['job_runs']}")
+    print(f"queues     {status['queues']}")
+    print(f"emails     {status['emails']} in {status['outbox']}")
+    for item in status["failed_files"]:
+        print(f"FAILED     {item['key']}: {item['reason']}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    state = _running()
+    client, _ = _clients(state)
+    bucket = state["outputs"]["RawBucketName"]
+    for path in args.files:
+        one_key = args.key and not args.key.endswith("/")
+        key = args.key if one_key else f"{args.key or ''}{path.name}"
+        client("s3").upload_file(str(path), bucket, key)
+        print(f"s3://{bucket}/{key}")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    outbox = Path(_running()["outbox"])
+    for path in sorted(outbox.glob("*.eml")):
+        print(f"==> {path}\n{path.read_text()}")
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    state = _running()
+    client, _ = _clients(state)
+    sqs = client("sqs")
+    moved = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=state["outputs"]["IngestDLQUrl"],
+                                       MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            sqs.send_message(QueueUrl=state["outputs"]["IngestQueueUrl"], MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=state["outputs"]["IngestDLQUrl"],
+                               ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    print(f"redrove {moved} message(s) from the ingest DLQ")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    os.kill(_running()["pid"], signal.SIGTERM)
+    print("stopping")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""EventBridge delivery to the targets the emulator cannot reach, and the schedule rules.
+
+moto matches events against each rule (its own pattern matcher) and applies the target's input
+transformer, but delivers only to SQS. So the deployer points every Lambda and SNS target at an
+internal queue, and this module drains those queues: a Lambda target is invoked asynchronously
+(retried twice, as Lambda retries async events, then reported), an SNS target gets the
+transformed message published. Schedule rules (`rate(...)`) are ticked here too.
+
+    >>> put_event(aws, "aws.glue", "Glue Job State Change", {"state": "FAILED"})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sluice.deploy import RuleTarget
+from sluice.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.lambdas import FakeContext
+from sluice.timeline import Timeline
+
+ASYNC_ATTEMPTS = 3  # Lambda's default for asynchronous invocation: the first try and two retries
+
+
+def put_event(aws: Emulator, source: str, detail_type: str, detail: dict) -> None:
+    """Emit an event on the default bus, as an AWS service would."""
+    aws.client("events").put_events(Entries=[
+        {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "Resources": []}])
+
+
+def rate_seconds(expression: str) -> float:
+    """rate(1 minute), rate(10 minutes), rate(2 hours) -> seconds. cron() is not ticked locally."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not match:
+        raise ValueError(f"only rate(...) schedules run locally, not {expression!r}")
+    unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
+    return int(match.group(1)) * unit
+
+
+class RuleTargetDelivery:
+    def __init__(self, aws: Emulator, target: RuleTarget, timeline: Timeline,
+                 handler: Callable[[dict, Any], Any] | None = None, function_name: str = "") -> None:
+        self.aws = aws
+        self.sqs = aws.client("sqs")
+        self.target = target
+        self.timeline = timeline
+        self.handler = handler
+        self.function_name = function_name
+
+    def threads(self, stop: threading.Event) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._drain, args=(stop,), daemon=True,
+                                    name=f"events-{self.target.rule}")]
+        if self.target.schedule:
+            threads.append(threading.Thread(target=self._tick, args=(stop,), daemon=True,
+                                            name=f"schedule-{self.target.rule}"))
+        return threads
+
+    def _drain(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            messages = self.sqs.receive_message(QueueUrl=self.target.queue_url, MaxNumberOfMessages=10,
+                                                AttributeNames=["All"]).get("Messages", [])
+            for message in messages:
+                if self._deliver(message):
+                    self.sqs.delete_message(QueueUrl=self.target.queue_url,
+                                            ReceiptHandle=message["ReceiptHandle"])
+            if not messages:
+                time.sleep(0.05)
+
+    def _deliver(self, message: dict) -> bool:
+        """True when the message is finished with (delivered, or out of attempts)."""
+        payload = json.loads(message["Body"])
+        if self.target.kind == "sns":
+            text = payload if isinstance(payload, str) else json.dumps(payload)
+            self.aws.client("sns").publish(TopicArn=self.target.target, Message=text,
+                                           Subject="Sluice pipeline notification")
+            self.timeline.emit("sns", f"published to {self.target.target.rsplit(':', 1)[-1]}")
+            return True
+        started = time.monotonic()
+        try:
+            result = self.handler(payload, FakeContext(self.function_name))
+        except Exception as error:
+            attempt = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
+            self.timeline.emit("error", f"{self.function_name} raised {error!r} (attempt {attempt})")
+            return attempt >= ASYNC_ATTEMPTS
+        took = (time.monotonic() - started) * 1000
+        summary = json.dumps(result, default=str)
+        self.timeline.emit("lambda", f"{self.function_name} <- {payload.get('detail-type')}: "
+                                     f"{summary[:160]} [{took:.0f} ms]")
+        return True
+
+    def _tick(self, stop: threading.Event) -> None:
+        interval = rate_seconds(self.target.schedule or "")
+        while not stop.wait(interval):
+            self.sqs.send_message(QueueUrl=self.target.queue_url, MessageBody=json.dumps(
+                scheduled_event(self.target.rule)))
+
+
+def scheduled_event(rule: str) -> dict:
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": ACCOUNT_ID,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{rule}"], "detail": {}}

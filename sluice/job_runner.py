@@ -1,0 +1,115 @@
+"""The Glue job runner: runs the very script template.yaml's EtlJob points at, with local Spark.
+
+moto records job runs but runs nothing (and by default reports SUCCEEDED at once). Here runs are
+held in STARTING (moto's manual state progression), picked up in order, moved to RUNNING, run
+in-process with one SparkSession kept warm between runs, and finished as SUCCEEDED or FAILED,
+each end announced as AWS Glue does: a "Glue Job State Change" event. Because runs stay STARTING
+or RUNNING while they wait, moto enforces the job's MaxConcurrentRuns as Glue does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+from moto.glue.models import glue_backends
+from moto.moto_api import state_manager
+
+from sluice.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.eventbridge import put_event
+from sluice.template import ROOT
+from sluice.timeline import Timeline
+
+SCRIPT = ROOT / "glue" / "etl_job.py"
+
+
+def hold_job_runs_in_starting() -> None:
+    """Job runs stay where the runner puts them, instead of moto's instant SUCCEEDED."""
+    state_manager.set_transition(model_name="glue::job_run",
+                                 transition={"progression": "manual", "times": 10**9})
+
+
+def _moto_job_runs(job_name: str) -> list[Any]:
+    # The Glue API cannot set a run's state; the emulator's own objects can (same process).
+    return glue_backends[ACCOUNT_ID][REGION].jobs[job_name].job_runs
+
+
+def spark_session(app_name: str = "sluice-local") -> Any:
+    from pyspark.sql import SparkSession
+
+    return (SparkSession.builder.master("local[2]").appName(app_name)
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.memory", "2g")
+            .getOrCreate())
+
+
+class GlueJobRunner:
+    def __init__(self, aws: Emulator, job_name: str, timeline: Timeline) -> None:
+        self.aws = aws
+        self.glue = aws.client("glue")
+        self.job_name = job_name
+        self.timeline = timeline
+        self.spark: Any = None
+        self.ready = threading.Event()
+        self.finished: dict[str, str] = {}  # job run id -> final state
+        self._script: ModuleType | None = None
+
+    def threads(self, stop: threading.Event) -> list[threading.Thread]:
+        return [threading.Thread(target=self._loop, args=(stop,), daemon=True, name="glue-jobs")]
+
+    def _loop(self, stop: threading.Event) -> None:
+        started = time.monotonic()
+        self.spark = spark_session()
+        self._script = self._load_script()
+        self.ready.set()
+        self.timeline.emit("job", f"Spark session warm [{time.monotonic() - started:.1f} s]")
+        while not stop.is_set():
+            waiting = [run for run in _moto_job_runs(self.job_name) if run.status == "STARTING"]
+            if not waiting:
+                time.sleep(0.1)
+                continue
+            self.run(waiting[0])
+
+    def _load_script(self) -> ModuleType:
+        spec = importlib.util.spec_from_file_location("sluice_glue_entry", SCRIPT)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["sluice_glue_entry"] = module
+        spec.loader.exec_module(module)
+        return module
+
+    def run(self, run: Any) -> str:
+        run.status = "RUNNING"
+        run.started_on = datetime.now(UTC)
+        arguments = dict(run.arguments or {})
+        argv = [str(SCRIPT), "--JOB_NAME", self.job_name, "--JOB_RUN_ID", run.job_run_id]
+        for key, value in arguments.items():
+            argv += [key, str(value)]
+        self.timeline.emit("job", f"{self.job_name} run {run.job_run_id[:12]}… RUNNING "
+                                  f"({arguments.get('--run_id', '?')})")
+        began = time.monotonic()
+        try:
+            summary = self._script.main(argv, spark=self.spark) or {}
+            state, message = "SUCCEEDED", "Job run succeeded"
+            totals = summary.get("totals", {})
+            detail = ", ".join(f"{k}={v}" for k, v in totals.items()) if isinstance(totals, dict) else ""
+        except Exception as error:  # the run fails; the pipeline releases its files
+            state, message, detail = "FAILED", f"{type(error).__name__}: {error}"[:900], ""
+        run.status = state
+        run.completed_on = run.modified_on = datetime.now(UTC)
+        self.finished[run.job_run_id] = state
+        took = time.monotonic() - began
+        self.timeline.emit("job" if state == "SUCCEEDED" else "error",
+                           f"{self.job_name} run {run.job_run_id[:12]}… {state} [{took:.1f} s] {detail}"
+                           + ("" if state == "SUCCEEDED" else f" {message}"))
+        put_event(self.aws, "aws.glue", "Glue Job State Change", {
+            "jobName": self.job_name, "severity": "INFO" if state == "SUCCEEDED" else "ERROR",
+            "state": state, "jobRunId": run.job_run_id, "message": message})
+        return state

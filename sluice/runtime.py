@@ -1,0 +1,178 @@
+"""The local runtime: the emulator, template.yaml deployed into it, and the behaviours AWS has
+that the emulator lacks, each running in its own threads.
+
+    >>> with Runtime() as runtime:                       # doctest: +SKIP
+    ...     runtime.ingest(Path("samples/orders/orders-2026-11-23.csv"), "orders/2026-11-23.csv")
+    ...     runtime.wait_until_settled(timeout=120)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ledger import State
+from ledger.table import DynamoLedger
+from sluice.crawler_runner import CrawlerRunner
+from sluice.deploy import Stack, deploy, local_parameters
+from sluice.emulator import Emulator
+from sluice.eventbridge import RuleTargetDelivery
+from sluice.job_runner import GlueJobRunner, hold_job_runs_in_starting
+from sluice.lambdas import load_handler
+from sluice.sns_email import EmailOutbox
+from sluice.sqs_lambda import SqsEventSource
+from sluice.template import ROOT, SamApp
+from sluice.timeline import Timeline
+
+STATE_DIR = ROOT / ".sluice"
+TERMINAL = ("DONE", "FAILED", "SKIPPED")
+
+
+class Runtime:
+    def __init__(self, port: int | None = None, state_dir: Path = STATE_DIR,
+                 timeline: Timeline | None = None, parameters: dict[str, str] | None = None) -> None:
+        self.aws = Emulator(port)
+        self.state_dir = state_dir
+        self.outbox_dir = state_dir / "outbox"
+        self.timeline = timeline or Timeline()
+        self.parameters = parameters or local_parameters()
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.stack: Stack | None = None
+        self.jobs: list[GlueJobRunner] = []
+        self.crawlers: list[CrawlerRunner] = []
+        self.outboxes: list[EmailOutbox] = []
+        self.sources: list[SqsEventSource] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        began = time.monotonic()
+        self.aws.start()
+        self.aws.point_process_here()
+        hold_job_runs_in_starting()
+        self.app = SamApp.load()
+        self.stack = stack = deploy(self.aws, self.app, self.parameters)
+        shutil.rmtree(self.outbox_dir, ignore_errors=True)  # the outbox holds this session's mail
+        os.environ.update(stack.function_environment())
+        self._seed_reference_data()
+        handlers = {lid: load_handler(fn.code_dir, fn.handler) for lid, fn in stack.functions.items()}
+        for mapping in stack.mappings:
+            fn = stack.functions[mapping.function]
+            self.sources.append(SqsEventSource(self.aws, mapping, fn.name, handlers[fn.logical_id],
+                                               self.timeline))
+        behaviours: list[Any] = [*self.sources]
+        for target in stack.rule_targets:
+            fn = stack.functions.get(target.target)
+            behaviours.append(RuleTargetDelivery(self.aws, target, self.timeline,
+                                                 handlers.get(target.target), fn.name if fn else ""))
+        for props in _of_type(self.app, stack, "AWS::Glue::Crawler"):
+            self.crawlers.append(CrawlerRunner(self.aws, props["Name"], self.timeline))
+        for props in _of_type(self.app, stack, "AWS::Glue::Job"):
+            self.jobs.append(GlueJobRunner(self.aws, props["Name"], self.timeline))
+        for props in _of_type(self.app, stack, "AWS::SNS::Topic"):
+            topic_arn = stack.names[props["_logical_id"]]
+            self.outboxes.append(EmailOutbox(self.aws, topic_arn, self.outbox_dir, self.timeline))
+        behaviours += [*self.crawlers, *self.jobs, *self.outboxes]
+        for behaviour in behaviours:
+            self.threads += behaviour.threads(self.stop_event)
+        for thread in self.threads:
+            thread.start()
+        self._write_state_file()
+        self.timeline.emit("runtime", f"up at {self.aws.endpoint} in {time.monotonic() - began:.1f} s "
+                                      f"({len(self.threads)} workers)")
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        for job in self.jobs:
+            if job.spark is not None:
+                job.spark.stop()
+        self.aws.stop()
+        (self.state_dir / "runtime.json").unlink(missing_ok=True)
+
+    def __enter__(self) -> Runtime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _seed_reference_data(self) -> None:
+        """The lookup table the [local] parameters name lives in the artifacts bucket."""
+        bucket = self.stack.outputs["ArtifactsBucketName"]
+        for path in sorted((ROOT / "samples" / "reference").glob("*")):
+            self.aws.client("s3").upload_file(str(path), bucket, f"reference/{path.name}")
+
+    def _write_state_file(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "runtime.json").write_text(json.dumps(
+            {"endpoint": self.aws.endpoint, "pid": os.getpid(), "outputs": self.stack.outputs,
+             "outbox": str(self.outbox_dir)}, indent=2))
+
+    # --- using it ----------------------------------------------------------------------------
+
+    def ingest(self, path: Path, key: str) -> None:
+        self.aws.client("s3").upload_file(str(path), self.stack.outputs["RawBucketName"], key)
+        self.timeline.emit("s3", f"put s3://{self.stack.outputs['RawBucketName']}/{key}")
+
+    def status(self) -> dict[str, Any]:
+        return collect_status(self.aws.client, self.aws.resource, self.stack.outputs, self.aws.endpoint,
+                              self.outbox_dir)
+
+    def wait_until_settled(self, files: int, timeout: float = 300) -> dict[str, Any]:
+        """Until `files` ledger items exist, none is PENDING or CLAIMED, no job run is waiting or
+        running, and every finished run has had its email written."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.status()
+            ledger = status["ledger"]
+            settled = (sum(ledger.values()) >= files and ledger["PENDING"] == 0
+                       and ledger["CLAIMED"] == 0 and status["job_runs"]["active"] == 0
+                       and status["emails"] >= status["job_runs"]["finished"] > 0)
+            if settled:
+                return status
+            time.sleep(0.2)
+        raise TimeoutError(f"pipeline did not settle within {timeout:.0f} s: {self.status()}")
+
+
+def _of_type(app: SamApp, stack: Stack, resource_type: str) -> list[dict]:
+    return [{**stack.resources[lid], "_logical_id": lid} for lid, r in app.resources.items()
+            if r["Type"] == resource_type and lid in stack.resources]
+
+
+def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint: str,
+                   outbox: Path) -> dict[str, Any]:
+    """One JSON-able picture of the pipeline, read from the emulator through its API only (so it
+    works from another process too)."""
+    sqs = client("sqs")
+
+    def depth(url: str) -> int:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return sum(int(v) for v in attributes.values())
+
+    ledger = DynamoLedger(resource("dynamodb").Table(outputs["LedgerTableName"]))
+    runs = client("glue").get_job_runs(JobName=outputs["EtlJobName"])["JobRuns"]
+    states = [r["JobRunState"] for r in runs]
+    failed = [{"key": i["key"], "reason": i.get("reason", "")} for i in ledger.by_state(State.FAILED)]
+    return {
+        "endpoint": endpoint,
+        "raw_bucket": outputs["RawBucketName"],
+        "processed_bucket": outputs["ProcessedBucketName"],
+        "artifacts_bucket": outputs["ArtifactsBucketName"],
+        "ledger": ledger.count_by_state(),
+        "failed_files": failed,
+        "job_runs": {"total": len(states), "active": sum(s in ("STARTING", "RUNNING") for s in states),
+                     "finished": sum(s not in ("STARTING", "RUNNING") for s in states),
+                     "by_state": {s: states.count(s) for s in sorted(set(states))}},
+        "queues": {"ingest": depth(outputs["IngestQueueUrl"]), "ingest_dlq": depth(outputs["IngestDLQUrl"])},
+        "emails": len(list(outbox.glob("*.eml"))) if outbox.exists() else 0,
+        "outbox": str(outbox),
+    }

@@ -1,0 +1,70 @@
+"""SNS email subscriptions, delivered as .eml files in an outbox folder.
+
+For every topic with email subscribers, an internal queue is subscribed with raw delivery; each
+message that arrives is written once per subscriber as a standard RFC 5322 message that any mail
+program opens.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from sluice.emulator import Emulator
+from sluice.timeline import Timeline
+
+
+class EmailOutbox:
+    def __init__(self, aws: Emulator, topic_arn: str, outbox: Path, timeline: Timeline) -> None:
+        self.sns = aws.client("sns")
+        self.sqs = aws.client("sqs")
+        self.topic_arn = topic_arn
+        self.outbox = outbox
+        self.timeline = timeline
+        topic = topic_arn.rsplit(":", 1)[-1]
+        self.queue_url = self.sqs.create_queue(QueueName=f"{topic}-email-outbox")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                           Attributes={"RawMessageDelivery": "true"})
+        self.display_name = self.sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get(
+            "DisplayName") or topic
+        self.sent = 0
+
+    def recipients(self) -> list[str]:
+        subscriptions = self.sns.list_subscriptions_by_topic(TopicArn=self.topic_arn)["Subscriptions"]
+        return [s["Endpoint"] for s in subscriptions if s["Protocol"] == "email"]
+
+    def threads(self, stop: threading.Event) -> list[threading.Thread]:
+        return [threading.Thread(target=self._drain, args=(stop,), daemon=True, name="sns-email")]
+
+    def _drain(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", [])
+            for message in messages:
+                for recipient in self.recipients():
+                    path = self.write(recipient, message["Body"])
+                    self.timeline.emit("sns", f"email to {recipient} -> {path}")
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            if not messages:
+                time.sleep(0.1)
+
+    def write(self, recipient: str, body: str) -> Path:
+        now = datetime.now(UTC)
+        first_line = body.strip().splitlines()[0] if body.strip() else "notification"
+        mail = EmailMessage()
+        mail["From"] = f"{self.display_name} <no-reply@sns.amazonaws.com>"
+        mail["To"] = recipient
+        mail["Date"] = format_datetime(now)
+        mail["Subject"] = first_line[:120]
+        mail.set_content(body)
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        self.sent += 1
+        path = self.outbox / f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{self.sent:04d}.eml"
+        path.write_bytes(bytes(mail))
+        return path

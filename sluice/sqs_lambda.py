@@ -1,0 +1,86 @@
+"""SQS -> Lambda event source mapping, as Lambda runs it: batch size, batching window, up to
+MaximumConcurrency concurrent batches, partial batch failures (ReportBatchItemFailures), and
+the queue's own visibility timeout and redrive policy for what fails (moto moves a message to the
+DLQ after maxReceiveCount receives)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sluice.deploy import EventSourceMapping
+from sluice.emulator import REGION, Emulator
+from sluice.lambdas import FakeContext
+from sluice.timeline import Timeline
+
+POLL_SECONDS = 0.05
+
+
+class SqsEventSource:
+    def __init__(self, aws: Emulator, mapping: EventSourceMapping, function_name: str,
+                 handler: Callable[[dict, Any], dict], timeline: Timeline) -> None:
+        self.sqs = aws.client("sqs")
+        self.mapping = mapping
+        self.function_name = function_name
+        self.handler = handler
+        self.timeline = timeline
+        self.queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=mapping.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.invocations = 0
+
+    def threads(self, stop: threading.Event) -> list[threading.Thread]:
+        return [threading.Thread(target=self._worker, args=(stop,), daemon=True,
+                                 name=f"sqs-{self.function_name}-{i}")
+                for i in range(self.mapping.max_concurrency)]
+
+    def _worker(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            batch = self._gather(stop)
+            if batch:
+                self._invoke(batch)
+
+    def _gather(self, stop: threading.Event) -> list[dict]:
+        """Wait for a first message, then gather until the batch is full or the window closes."""
+        batch: list[dict] = []
+        deadline = None
+        while not stop.is_set():
+            want = min(10, self.mapping.batch_size - len(batch))
+            got = self.sqs.receive_message(QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=want,
+                                           AttributeNames=["All"]).get("Messages", [])
+            batch.extend(got)
+            if batch and deadline is None:
+                deadline = time.monotonic() + self.mapping.batching_window
+            if len(batch) >= self.mapping.batch_size or (deadline and time.monotonic() >= deadline):
+                return batch
+            if not got:
+                time.sleep(POLL_SECONDS)
+        return batch
+
+    def _record(self, message: dict) -> dict:
+        return {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"], "attributes": message.get("Attributes", {}),
+                "messageAttributes": {}, "md5OfBody": message["MD5OfBody"], "eventSource": "aws:sqs",
+                "eventSourceARN": self.queue_arn, "awsRegion": REGION}
+
+    def _invoke(self, batch: list[dict]) -> None:
+        self.invocations += 1
+        started = time.monotonic()
+        try:
+            response = self.handler({"Records": [self._record(m) for m in batch]},
+                                    FakeContext(self.function_name)) or {}
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            if not self.mapping.report_batch_item_failures and failed:
+                failed = {m["MessageId"] for m in batch}
+        except Exception as error:  # the whole batch returns to the queue, as on Lambda
+            self.timeline.emit("error", f"{self.function_name} raised {error!r}; batch retried")
+            failed = {m["MessageId"] for m in batch}
+        done = [m for m in batch if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                for i, m in enumerate(done[start:start + 10])])
+        took = (time.monotonic() - started) * 1000
+        note = f", {len(failed)} reported failed (retried after the visibility timeout)" if failed else ""
+        self.timeline.emit("lambda", f"{self.function_name}: batch of {len(batch)}{note} [{took:.0f} ms]")
