@@ -21,13 +21,15 @@ class CrawlerRunner:
         self.name = name
         self.timeline = timeline
         self.crawls = 0
+        self.paused = threading.Event()  # fault injection: a crawl that stays under way
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
         return [threading.Thread(target=self._loop, args=(stop,), daemon=True, name=f"crawler-{self.name}")]
 
     def _loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            if self.glue.get_crawler(Name=self.name)["Crawler"]["State"] == "RUNNING":
+            running = self.glue.get_crawler(Name=self.name)["Crawler"]["State"] == "RUNNING"
+            if running and not self.paused.is_set():
                 self.crawl_once()
             else:
                 time.sleep(0.1)

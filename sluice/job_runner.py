@@ -59,6 +59,7 @@ class GlueJobRunner:
         self.spark: Any = None
         self.ready = threading.Event()
         self.finished: dict[str, str] = {}  # job run id -> final state
+        self.fail_next: Exception | None = None  # fault injection: the next run raises this
         self._script: ModuleType | None = None
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
@@ -96,6 +97,9 @@ class GlueJobRunner:
                                   f"({arguments.get('--run_id', '?')})")
         began = time.monotonic()
         try:
+            if self.fail_next is not None:
+                error, self.fail_next = self.fail_next, None
+                raise error
             summary = self._script.main(argv, spark=self.spark) or {}
             state, message = "SUCCEEDED", "Job run succeeded"
             totals = summary.get("totals", {})

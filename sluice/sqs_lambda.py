@@ -29,6 +29,7 @@ class SqsEventSource:
         self.queue_arn = self.sqs.get_queue_attributes(
             QueueUrl=mapping.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.invocations = 0
+        self.failed_records = 0
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
         return [threading.Thread(target=self._worker, args=(stop,), daemon=True,
@@ -76,6 +77,7 @@ class SqsEventSource:
         except Exception as error:  # the whole batch returns to the queue, as on Lambda
             self.timeline.emit("error", f"{self.function_name} raised {error!r}; batch retried")
             failed = {m["MessageId"] for m in batch}
+        self.failed_records += len(failed)
         done = [m for m in batch if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=[

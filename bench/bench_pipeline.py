@@ -1,0 +1,131 @@
+"""The whole pipeline through the local runtime: warm latency of one file, and a burst.
+
+1. Warm end-to-end latency for one small file: put -> email (goal <= 2 s), median of --latency-runs.
+2. A burst of --files small CSV files uploaded as fast as the emulator takes them: files lost
+   (not DONE, must be 0), duplicated (rows written more than once, must be 0), crawler runs, job
+   runs, time to drain, peak memory of the runtime process.
+
+Last line: lost=N duplicated=N crawler_runs=N job_runs=N drain_s=T peak_mb=M latency_s=L
+
+    .venv/bin/python bench/bench_pipeline.py [--files 1000] [--latency-runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pyarrow.parquet as pq
+
+from sluice.runtime import Runtime
+from sluice.timeline import Timeline
+
+ROWS_PER_FILE = 5
+
+
+def orders(file_no: int) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["order_id", "customer_id", "country", "amount", "currency", "event_time"])
+    for row in range(ROWS_PER_FILE):
+        n = file_no * ROWS_PER_FILE + row
+        writer.writerow([f"b-{n:08d}", f"c-{n % 97:04d}", "FR", f"{n % 50 + 1}.25", "EUR",
+                         f"2026-11-{20 + n % 5:02d}T{n % 24:02d}:00:00Z"])
+    return out.getvalue().encode()
+
+
+def wait_for(predicate, timeout: float, poll: float = 0.05) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError("timed out")
+        time.sleep(poll)
+    return time.monotonic() - start
+
+
+def ledger_items(rt: Runtime, prefix: str) -> list[dict]:
+    table = rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"])
+    items, kwargs = [], {}
+    while True:
+        page = table.scan(**kwargs)
+        items += [i for i in page["Items"] if i["key"].startswith(prefix)]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def output_order_ids(rt: Runtime, dataset: str) -> list[str]:
+    s3 = rt.aws.client("s3")
+    bucket = rt.stack.outputs["ProcessedBucketName"]
+    ids: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{dataset}/"):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith(".parquet"):
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                ids += pq.read_table(io.BytesIO(body), columns=["order_id"]).column(0).to_pylist()
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--latency-runs", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as state, \
+            Runtime(state_dir=Path(state), timeline=Timeline(quiet=True)) as rt:
+        raw = rt.stack.outputs["RawBucketName"]
+        s3 = rt.aws.client("s3")
+        rt.jobs[0].ready.wait(timeout=300)
+
+        latencies = []
+        for i in range(args.latency_runs + 1):  # the first one warms the path up
+            emails = len(list(rt.outbox_dir.glob("*.eml")))
+            start = time.monotonic()
+            s3.put_object(Bucket=raw, Key=f"latency/file-{i}.csv", Body=orders(10_000_000 + i))
+            wait_for(lambda n=emails: len(list(rt.outbox_dir.glob("*.eml"))) > n, timeout=120)
+            latencies.append(time.monotonic() - start)
+        latency = statistics.median(latencies[1:])
+        print(f"warm put->email latency: median {latency:.2f} s over {args.latency_runs} "
+              f"(each: {', '.join(f'{x:.2f}' for x in latencies[1:])}; cold first: {latencies[0]:.2f} s)")
+
+        crawls_before = sum(c.crawls for c in rt.crawlers)
+        runs_before = len(rt.jobs[0].finished)
+        start = time.monotonic()
+        for i in range(args.files):
+            s3.put_object(Bucket=raw, Key=f"burst/part-{i:06d}.csv", Body=orders(i))
+        uploaded = time.monotonic() - start
+        print(f"uploaded {args.files} files in {uploaded:.1f} s")
+        try:
+            wait_for(lambda: sum(i["state"] == "DONE" for i in ledger_items(rt, "burst/")) >= args.files,
+                     timeout=args.timeout, poll=1.0)
+        except TimeoutError:
+            print("burst did not drain within the timeout")
+        drain = time.monotonic() - start
+        items = ledger_items(rt, "burst/")
+        done = {i["key"] for i in items if i["state"] == "DONE"}
+        lost = args.files - len(done)
+        ids = output_order_ids(rt, "burst")
+        duplicated = len(ids) - len(set(ids))
+        missing_rows = args.files * ROWS_PER_FILE - len(set(ids))
+        crawler_runs = sum(c.crawls for c in rt.crawlers) - crawls_before
+        job_runs = len(rt.jobs[0].finished) - runs_before
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"files={args.files} done={len(done)} rows_out={len(ids)} missing_rows={missing_rows} "
+              f"crawler_runs={crawler_runs} job_runs={job_runs} drain={drain:.1f} s")
+        print(f"lost={lost} duplicated={duplicated} crawler_runs={crawler_runs} job_runs={job_runs} "
+              f"drain_s={drain:.1f} peak_mb={peak_mb:.0f} latency_s={latency:.2f}")
+
+
+if __name__ == "__main__":
+    main()
