@@ -117,12 +117,15 @@ def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> None:
         import pyarrow.parquet as pq
 
         body = s3.get_object(Bucket=status["processed_bucket"], Key=data[0])["Body"].read()
+        shown = ["order_id", "country", "region", "amount", "event_time", "run_id"]
         rows = pq.read_table(io.BytesIO(body)).slice(0, 5).to_pylist()
-        table = Table(title=f"a few rows of {data[0]}")
-        for column in rows[0]:
-            table.add_column(column, overflow="fold")
+        columns = [c for c in shown if c in rows[0]] or list(rows[0])[:6]
+        title = f"a few rows of {data[0].split('/')[0]} ({len(columns)} of {len(rows[0])} columns)"
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
         for row in rows:
-            table.add_row(*(str(v) for v in row.values()))
+            table.add_row(*(str(row[c]) for c in columns))
         console.print(table)
 
 

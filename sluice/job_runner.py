@@ -42,12 +42,15 @@ def _moto_job_runs(job_name: str) -> list[Any]:
 def spark_session(app_name: str = "sluice-local") -> Any:
     from pyspark.sql import SparkSession
 
-    return (SparkSession.builder.master("local[2]").appName(app_name)
+    session = (SparkSession.builder.master("local[2]").appName(app_name)
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.driver.memory", "2g")
             .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 class GlueJobRunner:

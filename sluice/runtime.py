@@ -60,6 +60,8 @@ class Runtime:
         self.stack = stack = deploy(self.aws, self.app, self.parameters)
         shutil.rmtree(self.outbox_dir, ignore_errors=True)  # the outbox holds this session's mail
         os.environ.update(stack.function_environment())
+        # Handlers' own JSON logs would drown the timeline; SLUICE_FUNCTION_LOG_LEVEL=INFO shows them.
+        os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("SLUICE_FUNCTION_LOG_LEVEL", "WARNING")
         self._seed_reference_data()
         handlers = {lid: load_handler(fn.code_dir, fn.handler) for lid, fn in stack.functions.items()}
         for mapping in stack.mappings:

@@ -1,0 +1,115 @@
+"""The job's transformations, each a DataFrame -> DataFrame function over explicit schemas.
+
+Raw rows are read as strings (the catalog's column names, nothing inferred per file), then typed
+to the catalog's types; a row that cannot be typed, lacks a required value, or has a bad
+timestamp gets a `_bad_reason` and is quarantined later, never dropped.
+
+Internal columns: _file (index into the manifest), _corrupt (the raw line of a malformed row),
+_bad_reason, _duplicate.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+CORRUPT = "_corrupt"
+
+
+def raw_schema(columns: list[tuple[str, str]]) -> StructType:
+    """Every catalog column as a string, plus the malformed-record column."""
+    return StructType([StructField(name, StringType()) for name, _ in columns]
+                      + [StructField(CORRUPT, StringType())])
+
+
+def read_raw(spark: SparkSession, paths: list[str], table: dict, columns: list[tuple[str, str]]) -> DataFrame:
+    params = table.get("Parameters", {})
+    serde = table["StorageDescriptor"].get("SerdeInfo", {}).get("Parameters", {})
+    kind = params.get("classification", "csv")
+    if kind == "parquet":
+        df = spark.read.parquet(*paths)
+        return df.select(*[F.col(n).cast("string").alias(n) for n, _ in columns]).withColumn(
+            CORRUPT, F.lit(None).cast("string"))
+    reader = spark.read.schema(raw_schema(columns)).option("mode", "PERMISSIVE").option(
+        "columnNameOfCorruptRecord", CORRUPT)
+    if kind == "json":
+        return reader.json(paths)
+    delimiter = serde.get("field.delim") or serde.get("separatorChar") or params.get("delimiter", ",")
+    header = params.get("skip.header.line.count", "1") != "0"
+    return reader.option("header", header).option("sep", delimiter).option(
+        "enforceSchema", True).csv(paths)
+
+
+def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
+    lookup = F.create_map(*[x for path, index in paths.items() for x in (F.lit(path), F.lit(index))])
+    return df.withColumn("_file", lookup[F.input_file_name()])
+
+
+def with_partition_values(df: DataFrame, keys: list[str], values: dict[int, dict[str, str]]) -> DataFrame:
+    """Hive partition columns (k=v folders of each file's key), filled per file."""
+    for key in keys:
+        lookup = F.create_map(*[x for index, v in values.items() for x in (F.lit(index), F.lit(v.get(key)))])
+        df = df.withColumn(key, lookup[F.col("_file")])
+    return df
+
+
+def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str,
+          required: list[str]) -> DataFrame:
+    """Cast to the catalog's types; the first problem of each row becomes its _bad_reason."""
+    problems: list[Column] = [F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed record"))]
+    out = df
+    for name, hive_type in columns:
+        if name == timestamp_column:
+            parsed = F.to_timestamp(F.col(name))
+            problems.append(F.when(F.col(name).isNotNull() & parsed.isNull(),
+                                   F.concat(F.lit(f"bad timestamp in {name}: "), F.col(name))))
+            out = out.withColumn(f"__t_{name}", parsed)
+        elif hive_type != "string":
+            cast = F.col(name).cast(hive_type)
+            problems.append(F.when(F.col(name).isNotNull() & cast.isNull(),
+                                   F.concat(F.lit(f"not a {hive_type} in {name}: "), F.col(name))))
+            out = out.withColumn(f"__t_{name}", cast)
+    for name in required:
+        if name not in dict(columns):
+            problems.append(F.lit(f"missing required column {name}"))
+        else:
+            problems.append(F.when(F.col(name).isNull() | (F.trim(F.col(name)) == ""),
+                                   F.lit(f"missing value for {name}")))
+    out = out.withColumn("_bad_reason", F.coalesce(*problems)).withColumn(
+        "_raw", F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n, _ in columns]))))
+    for name, _ in columns:
+        if f"__t_{name}" in out.columns:
+            out = out.withColumn(name, F.col(f"__t_{name}")).drop(f"__t_{name}")
+    return out
+
+
+def flag_duplicates(df: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """Among good rows, all but the first of each key are duplicates (earliest file wins)."""
+    if not keys:
+        return df.withColumn("_duplicate", F.lit(False))
+    window = Window.partitionBy(*keys).orderBy(F.col("_bad_reason").isNotNull(), "_file")
+    return df.withColumn("_duplicate", F.col("_bad_reason").isNull() & (F.row_number().over(window) > 1))
+
+
+def enriched(df: DataFrame, run_id: str, timestamp_column: str, date_parts: list[str],
+             source_uris: dict[int, str], lookup: DataFrame | None, lookup_key: str) -> DataFrame:
+    uris = F.create_map(*[x for index, uri in source_uris.items() for x in (F.lit(index), F.lit(uri))])
+    ts = F.col(timestamp_column)
+    parts = {"year": F.format_string("%04d", F.year(ts)), "month": F.format_string("%02d", F.month(ts)),
+             "day": F.format_string("%02d", F.dayofmonth(ts)), "hour": F.format_string("%02d", F.hour(ts))}
+    out = (df.withColumn("ingested_at", F.current_timestamp())
+             .withColumn("source_file", uris[F.col("_file")])
+             .withColumn("run_id", F.lit(run_id)))
+    for part in date_parts:
+        out = out.withColumn(part, parts[part])
+    if lookup is not None:
+        out = out.join(F.broadcast(lookup), on=lookup_key, how="left")
+    return out
+
+
+def quarantine_records(df: DataFrame, run_id: str, source_uris: dict[int, str]) -> DataFrame:
+    uris = F.create_map(*[x for index, uri in source_uris.items() for x in (F.lit(index), F.lit(uri))])
+    return df.select(uris[F.col("_file")].alias("source_file"), F.col("_raw").alias("record"),
+                     F.col("_bad_reason").alias("reason"), F.lit(run_id).alias("run_id"),
+                     F.current_timestamp().alias("quarantined_at"))

@@ -1,0 +1,275 @@
+"""The Glue crawler, for real: what moto's StartCrawler does not do.
+
+Lists the crawler's S3 targets, groups objects into tables (TableLevelConfiguration 2: each
+top-level folder of the bucket is a table), infers each table's schema with pyarrow from a
+bounded sample of its files (CSV, JSON lines, Parquet; gzip), detects Hive partitions (k=v/),
+and creates or updates the tables and partitions in the emulated Data Catalog in the shape AWS
+Glue writes them, honouring the schema change policy. An unreadable file is skipped and reported,
+never fatal to the crawl.
+
+    >>> table_name("Orders API")
+    'orders_api'
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import io
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as papq
+from moto.glue.models import glue_backends
+
+from sluice.emulator import ACCOUNT_ID, REGION
+
+SAMPLE_BYTES = 1 << 20  # infer from the first MiB of each file, as Glue samples
+TEXT_IO = ("org.apache.hadoop.mapred.TextInputFormat",
+           "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat")
+FORMATS = {
+    "csv": (*TEXT_IO, "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"),
+    "json": (*TEXT_IO, "org.openx.data.jsonserde.JsonSerDe"),
+    "parquet": ("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"),
+}
+LOG_LINK = "https://console.aws.amazon.com/cloudwatch/home?region={r}#logEventViewer:group=/aws-glue/crawlers;stream={n}"
+
+
+@dataclass
+class CrawlReport:
+    tables_created: int = 0
+    tables_updated: int = 0
+    partitions_created: int = 0
+    partitions_updated: int = 0
+    partitions_deleted: int = 0
+    tables_deleted: int = 0
+    warnings: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    duration: float = 0.0
+
+
+def table_name(folder: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", folder.lower())
+
+
+def classify(key: str) -> tuple[str | None, bool]:
+    """(classification, gzip) from the object's name."""
+    name = key.lower()
+    gz = name.endswith(".gz")
+    name = name.removesuffix(".gz")
+    for suffix, kind in ((".csv", "csv"), (".tsv", "csv"), (".txt", "csv"), (".jsonl", "json"),
+                         (".json", "json"), (".ndjson", "json"), (".parquet", "parquet")):
+        if name.endswith(suffix):
+            return kind, gz
+    return None, gz
+
+
+def _hive_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "bigint"
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "double"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    if pa.types.is_date(arrow_type):
+        return "date"
+    return "string"
+
+
+def _merge(a: str, b: str) -> str:
+    """CombineCompatibleSchemas: equal stays, bigint+double widens, anything else is string."""
+    if a == b:
+        return a
+    if {a, b} == {"bigint", "double"}:
+        return "double"
+    return "string"
+
+
+def infer(body: bytes, kind: str, gz: bool) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Columns [(name, hive type)] and table parameters for one file's sample."""
+    if kind == "parquet":
+        schema = papq.read_schema(io.BytesIO(body))
+        return [(f.name, _hive_type(f.type)) for f in schema], {}
+    data = gzip.GzipFile(fileobj=io.BytesIO(body)).read(SAMPLE_BYTES) if gz else body[:SAMPLE_BYTES]
+    if not data.strip():
+        raise ValueError("empty file")
+    data.decode("utf-8")  # invalid UTF-8 is unreadable, not a schema
+    if kind == "json":
+        lines = data.splitlines()
+        sample = b"\n".join(lines[:-1] if len(lines) > 1 and len(data) >= SAMPLE_BYTES else lines)
+        table = pajson.read_json(io.BytesIO(sample))
+        return [(f.name, _hive_type(f.type)) for f in table.schema], {}
+    header = data.split(b"\n", 1)[0].decode()
+    delimiter = max([",", ";", "|", "\t"], key=header.count)
+    lines = data.splitlines()
+    sample = b"\n".join(lines[:-1] if len(data) >= SAMPLE_BYTES else lines)
+    options = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda row: "skip")  # ragged rows
+    table = pacsv.read_csv(io.BytesIO(sample), parse_options=options)
+    params = {"delimiter": delimiter, "skip.header.line.count": "1", "areColumnsQuoted": "false"}
+    return [(f.name, _hive_type(f.type)) for f in table.schema], params
+
+
+def _partition_values(relative_dirs: list[str]) -> list[tuple[str, str]]:
+    return [tuple(d.split("=", 1)) for d in relative_dirs if "=" in d]  # type: ignore[misc]
+
+
+def crawl(aws: Any, crawler_name: str) -> CrawlReport:
+    glue, s3 = aws.client("glue"), aws.client("s3")
+    report = CrawlReport()
+    crawler = glue.get_crawler(Name=crawler_name)["Crawler"]
+    database = crawler["DatabaseName"]
+    update_schema = crawler.get("SchemaChangePolicy", {}).get("UpdateBehavior") != "LOG"
+    tables: dict[str, dict[str, Any]] = {}
+    for target in crawler["Targets"].get("S3Targets", []):
+        bucket, _, prefix = target["Path"].removeprefix("s3://").partition("/")
+        exclusions = target.get("Exclusions", [])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                relative = key[len(prefix):]
+                if obj["Size"] == 0 or any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(key, p)
+                                           for p in exclusions):
+                    continue
+                parts = relative.split("/")
+                if len(parts) < 2:
+                    report.warnings.append(f"s3://{bucket}/{key} is not inside a table folder")
+                    continue
+                entry = tables.setdefault(parts[0], {"bucket": bucket, "prefix": prefix, "files": []})
+                entry["files"].append((key, parts[1:-1]))
+    for folder, entry in sorted(tables.items()):
+        _catalog_table(glue, s3, database, folder, entry, update_schema, report)
+    report.duration = time.time() - report.started
+    return report
+
+
+def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, update_schema: bool,
+                   report: CrawlReport) -> None:
+    bucket = entry["bucket"]
+    kinds = Counter(classify(key)[0] for key, _ in entry["files"])
+    kinds.pop(None, None)
+    if not kinds:
+        report.warnings.append(f"{folder}: no file of a known format")
+        return
+    kind = kinds.most_common(1)[0][0]
+    columns: dict[str, str] = {}
+    params: dict[str, str] = {}
+    compressed = False
+    partition_keys: list[str] = []
+    readable = 0
+    for key, dirs in entry["files"]:
+        file_kind, gz = classify(key)
+        if file_kind != kind:
+            report.warnings.append(f"s3://{bucket}/{key}: {file_kind} file in a {kind} table, not read")
+            continue
+        partition_keys = partition_keys or [k for k, _ in _partition_values(dirs)]
+        try:
+            ranged = {} if kind == "parquet" else {"Range": f"bytes=0-{SAMPLE_BYTES}"}
+            body = s3.get_object(Bucket=bucket, Key=key, **ranged)["Body"].read()
+            file_columns, file_params = infer(body, kind, gz)
+        except Exception as error:  # unreadable files are reported, the crawl goes on
+            report.warnings.append(f"s3://{bucket}/{key}: unreadable ({type(error).__name__}: {error})")
+            continue
+        readable += 1
+        compressed = compressed or gz
+        params.update(file_params)
+        for name, hive_type in file_columns:
+            columns[name] = _merge(columns[name], hive_type) if name in columns else hive_type
+    if not readable:
+        report.warnings.append(f"{folder}: no readable file; table not created")
+        return
+    name = table_name(folder)
+    location = f"s3://{bucket}/{entry['prefix']}{folder}/"
+    input_format, output_format, serde = FORMATS[kind]
+    descriptor = {
+        "Columns": [{"Name": c, "Type": t} for c, t in columns.items() if c not in partition_keys],
+        "Location": location, "InputFormat": input_format, "OutputFormat": output_format,
+        "SerdeInfo": {"SerializationLibrary": serde,
+                      "Parameters": {"field.delim": params["delimiter"]} if kind == "csv" else {}},
+    }
+    table_input = {
+        "Name": name, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
+        "PartitionKeys": [{"Name": k, "Type": "string"} for k in partition_keys],
+        "Parameters": {"classification": kind, "compressionType": "gzip" if compressed else "none",
+                       "typeOfData": "file", **params},
+    }
+    try:
+        existing = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        existing = None
+    if existing is None:
+        glue.create_table(DatabaseName=database, TableInput=table_input)
+        report.tables_created += 1
+    elif update_schema and existing["StorageDescriptor"]["Columns"] != descriptor["Columns"]:
+        glue.update_table(DatabaseName=database, TableInput=table_input)
+        report.tables_updated += 1
+    _catalog_partitions(glue, database, name, location, descriptor, entry["files"], report)
+
+
+def _catalog_partitions(glue: Any, database: str, table: str, location: str, descriptor: dict,
+                        files: list, report: CrawlReport) -> None:
+    values = {tuple(v for _, v in _partition_values(dirs)): "/".join(dirs) for _, dirs in files
+              if _partition_values(dirs)}
+    existing = {tuple(p["Values"]) for page in glue.get_paginator("get_partitions").paginate(
+        DatabaseName=database, TableName=table) for p in page["Partitions"]}
+    new = [{"Values": list(v), "StorageDescriptor": {**descriptor, "Location": f"{location}{path}/"}}
+           for v, path in sorted(values.items()) if v not in existing]
+    for start in range(0, len(new), 100):
+        glue.batch_create_partition(DatabaseName=database, TableName=table,
+                                    PartitionInputList=new[start:start + 100])
+    report.partitions_created += len(new)
+
+
+# --- crawler state and the events AWS emits --------------------------------------------------
+
+def finish(crawler_name: str, succeeded: bool, error: str | None) -> None:
+    """Put the crawler back to READY with its LastCrawl outcome (the API cannot; moto's model can,
+    and moto's server runs in this process)."""
+    crawler = glue_backends[ACCOUNT_ID][REGION].crawlers[crawler_name]
+    if crawler.crawls and crawler.crawls[-1].status == "RUNNING":
+        last = crawler.crawls[-1]
+        last.status = "COMPLETED" if succeeded else "FAILED"
+        last.end_time = datetime.now(UTC)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _entry(detail: dict) -> dict:
+    return {"Source": "aws.glue", "DetailType": "Glue Crawler State Change",
+            "Detail": json.dumps(detail), "Resources": []}
+
+
+def started_event(crawler_name: str) -> dict:
+    return _entry({"accountId": ACCOUNT_ID, "crawlerName": crawler_name, "startTime": _now(),
+                   "state": "Started", "message": "Crawler Started"})
+
+
+def succeeded_event(crawler_name: str, report: CrawlReport) -> dict:
+    return _entry({
+        "tablesCreated": str(report.tables_created), "warningMessage": "; ".join(report.warnings) or "N/A",
+        "partitionsUpdated": str(report.partitions_updated), "tablesUpdated": str(report.tables_updated),
+        "message": "Crawler Succeeded", "partitionsDeleted": str(report.partitions_deleted),
+        "accountId": ACCOUNT_ID, "runningTime (sec)": str(round(report.duration)),
+        "tablesDeleted": str(report.tables_deleted), "crawlerName": crawler_name,
+        "completionDate": _now(), "state": "Succeeded",
+        "partitionsCreated": str(report.partitions_created),
+        "cloudWatchLogLink": LOG_LINK.format(r=REGION, n=crawler_name)})
+
+
+def failed_event(crawler_name: str, error: str) -> dict:
+    return _entry({"crawlerName": crawler_name, "errorMessage": error, "accountId": ACCOUNT_ID,
+                   "cloudWatchLogLink": LOG_LINK.format(r=REGION, n=crawler_name), "state": "Failed",
+                   "message": "Crawler Failed"})
