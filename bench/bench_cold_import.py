@@ -47,7 +47,8 @@ def main() -> None:
         runs = [cold_import_ms(function) for _ in range(args.repeat)]
         median = statistics.median(runs)
         worst = max(worst, median)
-        print(f"{function:14} cold import median {median:6.1f} ms  (min {min(runs):.1f}, max {max(runs):.1f}, n={len(runs)})")
+        print(f"{function:14} cold import median {median:6.1f} ms"
+              f"  (min {min(runs):.1f}, max {max(runs):.1f}, n={len(runs)})")
     print(f"worst_ms={worst:.1f} goal_ms={GOAL_MS} ratio_to_goal={worst / GOAL_MS:.2f}")
 
 

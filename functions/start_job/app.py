@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from glue_job import GlueJob
 from manifests import S3Manifests
+from run_summary import summary_message
 from runs import RunPlanner, RunSettings
 
 from ledger.table import DynamoLedger
@@ -67,11 +68,23 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
                 "job_run_id": detail["jobRunId"], "state": state,
                 "moved": {s.value: n for s, n in moved.items()}})
             return {"released": {s.value: n for s, n in moved.items()}}
-        if state == "SUCCEEDED":  # a slot is free: take what waited for one
+        if state == "SUCCEEDED":  # tell what the run did, then use the free slot
+            _notify_summary(detail["jobRunId"])
             return _started(planner().start_runs(), trigger="run succeeded")
         return _ignored(event, f"job state {state}")
 
     return _ignored(event, "unknown event")
+
+
+def _notify_summary(job_run_id: str) -> None:
+    topic = os.environ.get("NOTIFICATION_TOPIC")
+    run_id = planner().jobs.run_id_of(job_run_id)
+    summary = planner().manifests.read_summary(run_id) if run_id else None
+    if not topic or summary is None:
+        logger.warning("no run summary to send", extra={"job_run_id": job_run_id, "run_id": run_id})
+        return
+    subject, text = summary_message(summary)
+    boto3.client("sns", config=RETRIES).publish(TopicArn=topic, Subject=subject, Message=text)
 
 
 def _started(runs: list, trigger: str) -> dict:

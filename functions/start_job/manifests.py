@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ledger import RunManifest, manifest_key
+from ledger import RunManifest, manifest_key, summary_key
 
 
 class S3Manifests:
@@ -17,6 +18,13 @@ class S3Manifests:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=manifest.to_json().encode(),
                            ContentType="application/json")
         return f"s3://{self.bucket}/{key}"
+
+    def read_summary(self, run_id: str) -> dict | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=summary_key(run_id))["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        return json.loads(body)
 
     def delete(self, run_id: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=manifest_key(run_id))

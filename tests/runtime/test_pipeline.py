@@ -8,6 +8,8 @@ import csv
 import io
 import time
 from collections.abc import Iterator
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import boto3
@@ -68,7 +70,10 @@ def _wait(rt: Runtime, dataset: str, files: int, states=("DONE", "SKIPPED", "FAI
 
 
 def _emails(rt: Runtime) -> list[str]:
-    return [p.read_text() for p in sorted(rt.outbox_dir.glob("*.eml"))]
+    """Subject and body of each .eml, decoded as a mail program would."""
+    parsed = [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
+              for p in sorted(rt.outbox_dir.glob("*.eml"))]
+    return [f"{m['Subject']}\n{m.get_content()}" for m in parsed]
 
 
 def _wait_for_email(rt: Runtime, containing: str, before: int, timeout: float = 60) -> str:
@@ -145,7 +150,8 @@ def test_failing_job_emails_failed_and_returns_files_to_pending(runtime):
     assert (second["state"], int(second["attempts"])) in {("PENDING", 1), ("CLAIMED", 1), ("DONE", 1)}
 
 
-def test_bad_rows_are_quarantined_and_counted(runtime):
+def test_bad_rows_are_quarantined_counted_and_emailed(runtime):
+    before = len(_emails(runtime))
     good = _orders_csv(10, start=4000)
     bad = good + b"o-x1,c-1,DE,1.00,EUR,not a time\n,c-2,DE,2.00,EUR,2026-11-24T10:00:00Z\n"
     _put(runtime, "mixed/with-bad-rows.csv", bad)
@@ -153,6 +159,8 @@ def test_bad_rows_are_quarantined_and_counted(runtime):
     assert (item["state"], item["rows_in"], item["rows_out"], item["rows_bad"]) == ("DONE", 12, 10, 2)
     quarantine = [k for k in _processed_keys(runtime, "_quarantine") if "/mixed/" in k]
     assert quarantine
+    email = _wait_for_email(runtime, "mixed/with-bad-rows.csv", before)
+    assert "12 in, 10 out, 2 quarantined" in email and "_quarantine/" in email
 
 
 def test_upload_through_a_plain_boto3_client_is_processed(runtime):

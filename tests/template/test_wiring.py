@@ -148,4 +148,4 @@ def test_functions_use_the_explicit_roles_and_the_ledger_layer(app: SamApp):
         props = app.resources[fn]["Properties"]
         assert _ref(props["Role"]) == role
         assert props["Runtime"] == "python3.11"
-        assert [_ref(layer) for layer in props["Layers"]][0].startswith("LedgerLayer")
+        assert next(_ref(layer) for layer in props["Layers"]).startswith("LedgerLayer")

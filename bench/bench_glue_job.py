@@ -1,0 +1,131 @@
+"""The ETL job's transform path against two baselines, on the same synthetic input, in one run.
+
+Generates --rows order rows as CSV (a few files, fixed seed), then times, warm:
+  job         the job's own code: read with the catalog schema, type and validate, flag duplicates
+              (order_id), enrich (ingest time, source, run id, date parts, lookup join), write
+              Parquet/snappy partitioned by year/month/day/run_id, count rows per file
+  spark copy  plain Spark: read the CSV (same schema, all strings), write Parquet/snappy
+  duckdb      DuckDB doing the job's transform: cast, dedup, enrich, partitioned Parquet write
+Last line: ratio_vs_spark_copy=X.XX ratio_vs_duckdb=Y.YY rows=N  (ratio = job time / other time)
+
+    .venv/bin/python bench/bench_glue_job.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "glue"), str(ROOT / "functions" / "ledger_layer")]
+
+import duckdb  # noqa: E402
+from pyspark import StorageLevel  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from sluice.job_runner import spark_session  # noqa: E402
+from sluice_glue import transforms  # noqa: E402
+
+COLUMNS = [("order_id", "string"), ("customer_id", "string"), ("country", "string"),
+           ("amount", "double"), ("currency", "string"), ("event_time", "timestamp")]
+TABLE = {"Parameters": {"classification": "csv", "delimiter": ",", "skip.header.line.count": "1"},
+         "StorageDescriptor": {"SerdeInfo": {"Parameters": {"field.delim": ","}}}}
+COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "US", "CA", "BR", "JP", "AU"]
+
+
+def generate(folder: Path, rows: int, files: int = 4) -> list[str]:
+    rng = random.Random(42)
+    paths = []
+    per_file = rows // files
+    for f in range(files):
+        path = folder / f"orders-{f}.csv"
+        with path.open("w") as out:
+            out.write("order_id,customer_id,country,amount,currency,event_time\n")
+            for i in range(per_file):
+                n = f * per_file + i
+                order = n if rng.random() > 0.01 else n - 1  # ~1% duplicates
+                stamp = f"2026-11-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:00Z"
+                out.write(f"o-{order:09d},c-{rng.randrange(50000):06d},{rng.choice(COUNTRIES)},"
+                          f"{rng.uniform(1, 500):.2f},EUR,{stamp}\n")
+        paths.append(str(path))
+    (folder / "countries.csv").write_text("country,region\n" + "".join(
+        f"{c},{'EMEA' if c in COUNTRIES[:5] else 'AMER' if c in ('US', 'CA', 'BR') else 'APAC'}\n"
+        for c in COUNTRIES))
+    return paths
+
+
+def job_transform(spark, paths: list[str], lookup_path: str, out: str) -> None:
+    index = {f"file://{p}": i for i, p in enumerate(paths)}
+    raw = transforms.with_file_index(transforms.read_raw(spark, paths, TABLE, COLUMNS), index)
+    rows = transforms.flag_duplicates(
+        transforms.typed(raw, COLUMNS, "event_time", ["event_time", "order_id"]), ("order_id",))
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    rows.groupBy("_file").agg(F.count(F.lit(1)), F.sum(F.col("_bad_reason").isNotNull().cast("long")),
+                              F.sum(F.col("_duplicate").cast("long"))).collect()
+    lookup = spark.read.option("header", True).csv(lookup_path)
+    good = transforms.enriched(rows.filter(F.col("_bad_reason").isNull() & ~F.col("_duplicate")),
+                               "run-bench", "event_time", ["year", "month", "day"],
+                               {i: p for i, p in enumerate(paths)}, lookup, "country")
+    good = good.drop("_file", "_bad_reason", "_duplicate", "_raw", transforms.CORRUPT)
+    parts = ["year", "month", "day", "run_id"]
+    good.repartition(*parts).write.mode("overwrite").option("compression", "snappy").partitionBy(
+        *parts).parquet(out)
+    rows.unpersist()
+
+
+def spark_copy(spark, paths: list[str], out: str) -> None:
+    spark.read.schema(transforms.raw_schema(COLUMNS)).option("header", True).csv(paths).write.mode(
+        "overwrite").option("compression", "snappy").parquet(out)
+
+
+def duckdb_transform(paths: list[str], lookup_path: str, out: str) -> None:
+    files = ", ".join(f"'{p}'" for p in paths)
+    duckdb.sql(f"""
+        COPY (
+          WITH raw AS (SELECT *, filename AS source_file FROM read_csv([{files}], header=true,
+                       all_varchar=true, filename=true)),
+          typed AS (SELECT order_id, customer_id, country, TRY_CAST(amount AS DOUBLE) AS amount, currency,
+                           TRY_CAST(event_time AS TIMESTAMP) AS event_time, source_file FROM raw),
+          dedup AS (SELECT * FROM typed WHERE event_time IS NOT NULL AND order_id IS NOT NULL
+                    QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY source_file) = 1)
+          SELECT d.*, l.region, now() AS ingested_at, 'run-bench' AS run_id,
+                 strftime(event_time, '%Y') AS year, strftime(event_time, '%m') AS month,
+                 strftime(event_time, '%d') AS day
+          FROM dedup d LEFT JOIN read_csv('{lookup_path}', header=true) l USING (country)
+        ) TO '{out}' (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (year, month, day, run_id),
+                      OVERWRITE_OR_IGNORE true)""")
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    try:
+        paths = generate(work, args.rows)
+        lookup = str(work / "countries.csv")
+        spark = spark_session("sluice-bench")
+        job_transform(spark, paths, lookup, str(work / "warm-job"))  # warm the JVM and the caches
+        spark_copy(spark, paths, str(work / "warm-copy"))
+        job = timed(job_transform, spark, paths, lookup, str(work / "job"))
+        copy = timed(spark_copy, spark, paths, str(work / "copy"))
+        duck = timed(duckdb_transform, paths, lookup, str(work / "duck"))
+        print(f"rows={args.rows} job={job:.2f}s spark_copy={copy:.2f}s duckdb={duck:.2f}s (local[2], warm)")
+        print(f"ratio_vs_spark_copy={job / copy:.2f} ratio_vs_duckdb={job / duck:.2f} rows={args.rows}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

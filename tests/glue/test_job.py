@@ -1,0 +1,160 @@
+"""The ETL job end to end against the emulator: from a manifest to processed objects, catalog
+partitions, quarantine, the run summary and DONE ledger items."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from ledger import FileRef, RunBudget, RunManifest, State, manifest_key, summary_key
+from ledger.table import DynamoLedger
+from sluice import crawler
+
+pytestmark = pytest.mark.spark
+
+RAW, PROCESSED, ARTIFACTS = "raw-bucket-test", "processed-bucket-test", "artifacts-bucket-test"
+HEADER = "order_id,customer_id,country,amount,currency,event_time\n"
+
+
+def _csv(rows: int, start: int = 0, day: str = "2026-11-24") -> str:
+    return HEADER + "".join(f"o-{i:05d},c-{i % 7},DE,{i}.5,EUR,{day}T{i % 24:02d}:00:00Z\n"
+                            for i in range(start, start + rows))
+
+
+@pytest.fixture
+def pipeline(aws, ledger_table):
+    s3, glue = aws.client("s3"), aws.client("glue")
+    for bucket in (RAW, PROCESSED, ARTIFACTS):
+        s3.create_bucket(Bucket=bucket)
+    glue.create_database(DatabaseInput={"Name": "raw_db"})
+    glue.create_database(DatabaseInput={"Name": "processed_db"})
+    glue.create_crawler(Name="raw-crawler", Role="r", DatabaseName="raw_db",
+                        Targets={"S3Targets": [{"Path": f"s3://{RAW}/"}]})
+    return aws, DynamoLedger(aws.resource("dynamodb").Table(ledger_table)), ledger_table
+
+
+def _run(pipeline, spark, objects: dict[str, bytes], run_id: str = "run-1", crawl: bool = True,
+         **options: str) -> dict:
+    """Put the objects, crawl, record and claim them, write the manifest, run the job."""
+    aws, ledger, table = pipeline
+    s3 = aws.client("s3")
+    refs = []
+    for key, body in objects.items():
+        etag = s3.put_object(Bucket=RAW, Key=key, Body=body)["ETag"].strip('"')
+        refs.append(FileRef(RAW, key, etag, len(body)))
+        ledger.record_pending(refs[-1])
+    if crawl:
+        crawler.crawl(aws, "raw-crawler")
+    claimed = ledger.claim_pending(run_id, RunBudget(1000, 10**12)) or refs
+    s3.put_object(Bucket=ARTIFACTS, Key=manifest_key(run_id),
+                  Body=RunManifest(run_id, "2026-11-25T00:00:00Z", claimed).to_json().encode())
+    return _main(spark, _argv(table, run_id, **options))
+
+
+def _argv(table: str, run_id: str, **options: str) -> list[str]:
+    argv = ["etl_job.py", "--run_id", run_id, "--manifest_uri", f"s3://{ARTIFACTS}/{manifest_key(run_id)}",
+            "--ledger_table", table, "--raw_database", "raw_db", "--processed_database", "processed_db",
+            "--processed_bucket", PROCESSED, "--artifacts_bucket", ARTIFACTS, "--dedup_keys", "order_id"]
+    for name, value in options.items():
+        argv += [f"--{name}", value]
+    return argv
+
+
+def _main(spark, argv: list[str]) -> dict:
+    import etl_job
+
+    return etl_job.main(argv, spark=spark)
+
+
+def _keys(aws, prefix: str) -> list[str]:
+    listed = aws.client("s3").list_objects_v2(Bucket=PROCESSED, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def _order_ids(aws, prefix: str) -> list[str]:
+    s3 = aws.client("s3")
+    ids = []
+    for key in _keys(aws, prefix):
+        if key.endswith(".parquet"):
+            body = s3.get_object(Bucket=PROCESSED, Key=key)["Body"].read()
+            ids += pq.read_table(io.BytesIO(body), columns=["order_id"]).column(0).to_pylist()
+    return ids
+
+
+def test_formats_quarantine_dedup_catalog_summary_and_ledger(pipeline, spark):
+    aws, ledger, _ = pipeline
+    bad = _csv(5, start=100) + "o-x,c,DE,1.0,EUR,not-a-time\n" + ",c,DE,1.0,EUR,2026-11-24T01:00:00Z\n"
+    bad += "o-00100,c-2,DE,100.5,EUR,2026-11-24T04:00:00Z\n"  # a duplicate of the first row
+    api = "".join(json.dumps({"order_id": f"a-{i}", "customer_id": "c", "country": "FR", "amount": 2.5,
+                              "currency": "EUR", "event_time": "2026-11-23T10:00:00Z"}) + "\n"
+                  for i in range(4))
+    summary = _run(pipeline, spark, {
+        "orders/plain.csv": _csv(10).encode(),
+        "orders/zipped.csv.gz": gzip.compress(_csv(6, start=50, day="2026-11-25").encode()),
+        "orders/bad.csv": bad.encode(),
+        "api/orders.jsonl": api.encode()})
+    assert summary["totals"] == {"rows_in": 28, "rows_out": 25, "rows_bad": 2, "rows_duplicate": 1,
+                                 "files": 4}
+    assert sorted(set(_order_ids(aws, "orders/"))) == sorted(_order_ids(aws, "orders/"))
+    assert len(_order_ids(aws, "orders/")) == 10 + 6 + 5 and len(_order_ids(aws, "api/")) == 4
+    assert any("year=2026/month=11/day=25/run_id=run-1/" in k for k in _keys(aws, "orders/"))
+    quarantine = aws.client("s3")
+    lines = [json.loads(line) for key in _keys(aws, "_quarantine/orders/run_id=run-1/")
+             for line in quarantine.get_object(Bucket=PROCESSED, Key=key)["Body"].read().splitlines()]
+    assert sorted(r["reason"] for r in lines) == ["bad timestamp in event_time: not-a-time",
+                                                  "missing value for order_id"]
+    assert {r["source_file"] for r in lines} == {f"s3://{RAW}/orders/bad.csv"}
+    glue = aws.client("glue")
+    partitions = glue.get_partitions(DatabaseName="processed_db", TableName="orders")["Partitions"]
+    assert sorted(p["Values"] for p in partitions) == [
+        ["2026", "11", "24", "run-1"], ["2026", "11", "25", "run-1"]]
+    stored = aws.client("s3").get_object(Bucket=ARTIFACTS, Key=summary_key("run-1"))["Body"].read()
+    stored = json.loads(stored)
+    assert stored["totals"] == summary["totals"]
+    items = {i["key"]: i for i in ledger.by_state(State.DONE)}
+    assert (items["orders/bad.csv"]["rows_in"], items["orders/bad.csv"]["rows_out"],
+            items["orders/bad.csv"]["rows_bad"], items["orders/bad.csv"]["rows_duplicate"]) == (8, 5, 2, 1)
+
+
+def test_rerunning_the_same_run_id_leaves_exactly_one_copy(pipeline, spark):
+    aws, _, table = pipeline
+    _run(pipeline, spark, {"orders/a.csv": _csv(12).encode()})
+    first = _keys(aws, "orders/")
+    _main(spark, _argv(table, "run-1"))  # the same run, attempted again
+    assert len(_keys(aws, "orders/")) == len(first)
+    assert sorted(_order_ids(aws, "orders/")) == [f"o-{i:05d}" for i in range(12)]
+
+
+@pytest.mark.parametrize("codec", ["snappy", "zstd", "gzip"])
+def test_each_codec_is_really_written(pipeline, spark, codec):
+    aws, _, _ = pipeline
+    _run(pipeline, spark, {"orders/a.csv": _csv(5).encode()}, compression=codec)
+    key = next(k for k in _keys(aws, "orders/") if k.endswith(".parquet"))
+    body = aws.client("s3").get_object(Bucket=PROCESSED, Key=key)["Body"].read()
+    metadata = pq.ParquetFile(io.BytesIO(body)).metadata
+    assert metadata.row_group(0).column(0).compression == codec.upper()
+
+
+def test_empty_and_corrupt_files_are_accounted_for(pipeline, spark):
+    aws, ledger, _ = pipeline
+    summary = _run(pipeline, spark, {"orders/good.csv": _csv(3).encode(),
+                                     "orders/header-only.csv": HEADER.encode(),
+                                     "orders/broken.csv.gz": b"\x1f\x8b\x08\x00truncated"})
+    notes = {f["file"].rsplit("/", 1)[-1]: f.get("note") for f in summary["files"]}
+    assert notes["good.csv"] is None
+    assert notes["header-only.csv"] and notes["broken.csv.gz"]
+    assert all(i["state"] == "DONE" for i in ledger.table.scan()["Items"])
+    quarantined = b"".join(aws.client("s3").get_object(Bucket=PROCESSED, Key=k)["Body"].read()
+                           for k in _keys(aws, "_quarantine/orders/"))
+    assert b"header-only.csv" in quarantined and b"broken.csv.gz" in quarantined
+
+
+def test_a_file_without_a_catalog_table_fails_the_run_and_is_not_marked_done(pipeline, spark):
+    _, ledger, _ = pipeline
+    with pytest.raises(LookupError):
+        _run(pipeline, spark, {"uncrawled/a.csv": _csv(2).encode()}, crawl=False)
+    assert [i["state"] for i in ledger.table.scan()["Items"]] == ["CLAIMED"]

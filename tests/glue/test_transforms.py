@@ -1,0 +1,65 @@
+"""The job's transforms on small explicit DataFrames (chispa for equality)."""
+
+from __future__ import annotations
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from sluice_glue import transforms
+
+pytestmark = pytest.mark.spark
+
+COLUMNS = [("order_id", "string"), ("amount", "double"), ("event_time", "timestamp")]
+
+
+def _raw(spark, rows):
+    return spark.createDataFrame(rows, transforms.raw_schema(COLUMNS)).withColumn("_file", F.lit(0))
+
+
+def test_typed_gives_each_bad_row_its_reason(spark):
+    raw = _raw(spark, [
+        ("o-1", "1.50", "2026-11-24T10:00:00Z", None),
+        ("o-2", "abc", "2026-11-24T10:00:00Z", None),
+        ("o-3", "2.00", "yesterday", None),
+        (None, "2.00", "2026-11-24T10:00:00Z", None),
+        ("o-5", None, None, "o-5,ragged"),
+    ])
+    out = transforms.typed(raw, COLUMNS, "event_time", ["event_time", "order_id"])
+    reasons = [r["_bad_reason"] for r in out.orderBy(F.col("order_id").asc_nulls_last()).collect()]
+    assert reasons == [None, "not a double in amount: abc", "bad timestamp in event_time: yesterday",
+                       "malformed record", "missing value for order_id"]
+    assert dict(out.dtypes)["amount"] == "double" and dict(out.dtypes)["event_time"] == "timestamp"
+
+
+def test_missing_required_column_is_a_reason(spark):
+    raw = _raw(spark, [("o-1", "1.0", "2026-11-24T10:00:00Z", None)])
+    out = transforms.typed(raw, COLUMNS, "event_time", ["customer_id"])
+    assert out.first()["_bad_reason"] == "missing required column customer_id"
+
+
+def test_duplicates_keep_the_first_file_and_never_a_bad_row(spark):
+    df = spark.createDataFrame(
+        [("o-1", 0, None), ("o-1", 1, None), ("o-1", 2, "bad"), ("o-2", 1, None)],
+        "order_id string, _file int, _bad_reason string")
+    out = transforms.flag_duplicates(df, ("order_id",)).select("order_id", "_file", "_duplicate")
+    expected = spark.createDataFrame(
+        [("o-1", 0, False), ("o-1", 1, True), ("o-1", 2, False), ("o-2", 1, False)],
+        "order_id string, _file int, _duplicate boolean")
+    assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize(("granularity", "parts"), [
+    (["year"], {"year": "2026"}),
+    (["year", "month", "day", "hour"], {"year": "2026", "month": "11", "day": "24", "hour": "07"}),
+    ([], {}),
+])
+def test_enrichment_adds_date_parts_source_run_and_lookup(spark, granularity, parts):
+    df = spark.createDataFrame([("o-1", "DE", 0)], "order_id string, country string, _file int").withColumn(
+        "event_time", F.to_timestamp(F.lit("2026-11-24T07:30:00Z")))
+    lookup = spark.createDataFrame([("DE", "EMEA")], "country string, region string")
+    out = transforms.enriched(df, "run-1", "event_time", granularity, {0: "s3://raw/orders/a.csv"},
+                              lookup, "country").first().asDict()
+    assert {k: out[k] for k in parts} == parts
+    assert (out["run_id"], out["source_file"], out["region"]) == ("run-1", "s3://raw/orders/a.csv", "EMEA")
+    assert out["ingested_at"] is not None
