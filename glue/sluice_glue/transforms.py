@@ -76,8 +76,11 @@ def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str,
         else:
             problems.append(F.when(F.col(name).isNull() | (F.trim(F.col(name)) == ""),
                                    F.lit(f"missing value for {name}")))
+    # The raw text is kept for bad rows only: serialising every good row would cost more than
+    # the rest of the validation together.
+    raw_text = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n, _ in columns])))
     out = out.withColumn("_bad_reason", F.coalesce(*problems)).withColumn(
-        "_raw", F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n, _ in columns]))))
+        "_raw", F.when(F.col("_bad_reason").isNotNull(), raw_text))
     for name, _ in columns:
         if f"__t_{name}" in out.columns:
             out = out.withColumn(name, F.col(f"__t_{name}")).drop(f"__t_{name}")

@@ -158,3 +158,21 @@ def test_a_file_without_a_catalog_table_fails_the_run_and_is_not_marked_done(pip
     with pytest.raises(LookupError):
         _run(pipeline, spark, {"uncrawled/a.csv": _csv(2).encode()}, crawl=False)
     assert [i["state"] for i in ledger.table.scan()["Items"]] == ["CLAIMED"]
+
+
+def test_parquet_input_with_hive_partitions_uses_the_catalog_schema(pipeline, spark):
+    import pyarrow as pa
+
+    aws = pipeline[0]
+    table = pa.table({"order_id": ["p-1", "p-2"], "amount": [1.5, 2.5],
+                      "event_time": ["2026-11-24T01:00:00Z", "2026-11-24T02:00:00Z"]})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    summary = _run(pipeline, spark, {"sales/region=eu/part-0.parquet": sink.getvalue()})
+    assert summary["totals"]["rows_out"] == 2
+    keys = _keys(aws, "sales/")
+    assert any("region=eu/year=2026/month=11/day=24/run_id=run-1/" in k for k in keys)
+    body = aws.client("s3").get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith(".parquet")))
+    written = pq.read_table(io.BytesIO(body["Body"].read()))
+    assert written.schema.field("amount").type == pa.float64()
+    assert str(written.schema.field("event_time").type).startswith("timestamp")
