@@ -17,6 +17,8 @@ import os
 import signal
 import sys
 import time
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +100,10 @@ def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
-    console.rule("Notification email")
-    newest = sorted(Path(status["outbox"]).glob("*.eml"))[-1]
-    console.print(newest.read_text())
+    for path in sorted(Path(status["outbox"]).glob("*.eml")):
+        mail = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        console.rule(f"Email to {mail['To']} ({path.name})")
+        console.print(f"Subject: {mail['Subject']}\n\n{mail.get_content().strip()}")
     console.rule("Ledger")
     console.print(json.dumps(status["ledger"]))
     s3 = runtime.aws.client("s3")

@@ -319,7 +319,9 @@ def _rule(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict
         stack.rule_targets.append(RuleTarget(
             rule=name, kind=kind[0], target=kind[1], queue_url=queue_url,
             schedule=props.get("ScheduleExpression")))
-    if targets:
+    # moto matches a rule without an event pattern against every event; on AWS a schedule rule
+    # fires only on its schedule. The runtime's ticker feeds scheduled targets' queues itself.
+    if targets and "EventPattern" in props:
         events.put_targets(Rule=name, Targets=targets)
 
 

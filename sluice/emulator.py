@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import urllib.request
 from typing import Any
 
@@ -53,6 +54,28 @@ def _deliver_transformed_strings() -> None:
     Rule._send_to_sqs_queue = send
 
 
+def _atomic_dynamodb_writes() -> None:
+    """DynamoDB applies a conditional write atomically; moto's threaded server checks the condition
+    and writes without a lock, so two concurrent claims of one ledger item could both succeed.
+    Serialise moto's item writes, which is what makes the emulator's conditions mean what
+    DynamoDB's do."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "sluice_atomic", False):
+        return
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item",
+                 "query", "scan"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+    DynamoDBBackend.sluice_atomic = True  # type: ignore[attr-defined]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -73,6 +96,7 @@ class Emulator:
     def start(self) -> Emulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _deliver_transformed_strings()
+        _atomic_dynamodb_writes()
         self._server.start()
         return self
 

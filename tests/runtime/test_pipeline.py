@@ -183,3 +183,20 @@ def test_ledger_never_holds_two_items_for_one_file(runtime):
     ids = [i["file_id"] for i in items]
     assert len(ids) == len(set(ids))
     assert Path(runtime.outbox_dir).exists()
+
+
+def test_each_glue_event_reaches_the_start_job_function_once(runtime):
+    """A schedule rule matches nothing but its schedule (moto would match every event)."""
+    from sluice.eventbridge import put_event
+
+    start_job_queues = [t for t in runtime.stack.rule_targets if t.kind == "lambda"]
+    probe = {"jobName": "not-our-job", "severity": "INFO", "state": "SUCCEEDED", "jobRunId": "jr_x",
+             "message": "probe"}
+    sqs = runtime.aws.client("sqs")
+    before = {t.rule: int(sqs.get_queue_attributes(QueueUrl=t.queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+        for t in start_job_queues}
+    put_event(runtime.aws, "aws.glue", "Glue Job State Change", probe)
+    sweep = next(t for t in start_job_queues if t.schedule)
+    assert int(sqs.get_queue_attributes(QueueUrl=sweep.queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]) == before[sweep.rule]
