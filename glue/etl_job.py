@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None, spark: Any = None) -> dict:
     glue_job = None
     if context is not None:
         from awsglue.job import Job
+        from awsglue.utils import getResolvedOptions
 
         glue_job = Job(context)
-        glue_job.init(arguments.getResolvedOptions(argv, ["JOB_NAME"])["JOB_NAME"], {})
+        glue_job.init(getResolvedOptions(argv, ["JOB_NAME"])["JOB_NAME"], {})
     storage = Storage() if context is not None else LocalStorage()
     try:
         summary = job.run(spark, args, storage)
