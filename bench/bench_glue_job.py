@@ -1,9 +1,10 @@
 """The ETL job's transform path against two baselines, on the same synthetic input, in one run.
 
 Generates --rows order rows as CSV (a few files, fixed seed), then times, warm:
-  job         the job's own code: read with the catalog schema, type and validate, flag duplicates
-              (order_id), enrich (ingest time, source, run id, date parts, lookup join), write
-              Parquet/snappy partitioned by year/month/day/run_id, count rows per file
+  job         the job's own write_table: read with the catalog schema, type and validate, flag
+              duplicates (order_id), enrich (ingest time, source, run id, date parts, lookup
+              join), write Parquet/snappy partitioned by year/month/day/run_id, count rows per
+              file and output partition, write the quarantine
   spark copy  plain Spark: read the CSV (same schema, all strings), write Parquet/snappy
   duckdb      DuckDB doing the job's transform: cast, dedup, enrich, partitioned Parquet write
 Last line: ratio_vs_spark_copy=X.XX ratio_vs_duckdb=Y.YY rows=N  (ratio = job time / other time)
@@ -25,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "glue"), str(ROOT / "functions" / "ledger_layer")]
 
 import duckdb  # noqa: E402
-from pyspark import StorageLevel  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
 
 from sluice.job_runner import spark_session  # noqa: E402
 from sluice_glue import transforms  # noqa: E402
+from sluice_glue.arguments import JobArguments  # noqa: E402
+from sluice_glue.job import write_table  # noqa: E402
 
 COLUMNS = [("order_id", "string"), ("customer_id", "string"), ("country", "string"),
            ("amount", "double"), ("currency", "string"), ("event_time", "timestamp")]
@@ -60,22 +61,16 @@ def generate(folder: Path, rows: int, files: int = 4) -> list[str]:
 
 
 def job_transform(spark, paths: list[str], lookup_path: str, out: str) -> None:
+    """The job's own write_table: everything the job does with Spark for one table."""
     index = {f"file://{p}": i for i, p in enumerate(paths)}
     raw = transforms.with_file_index(transforms.read_raw(spark, paths, TABLE, COLUMNS), index)
-    rows = transforms.flag_duplicates(
-        transforms.typed(raw, COLUMNS, "event_time", ["event_time", "order_id"]), ("order_id",))
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
-    rows.groupBy("_file").agg(F.count(F.lit(1)), F.sum(F.col("_bad_reason").isNotNull().cast("long")),
-                              F.sum(F.col("_duplicate").cast("long"))).collect()
+    args = JobArguments(run_id="run-bench", manifest_uri="", ledger_table="", raw_database="",
+                        processed_database="", processed_bucket="", artifacts_bucket="",
+                        dedup_keys=("order_id",), lookup_key="country")
     lookup = spark.read.option("header", True).csv(lookup_path)
-    good = transforms.enriched(rows.filter(F.col("_bad_reason").isNull() & ~F.col("_duplicate")),
-                               "run-bench", "event_time", ["year", "month", "day"],
-                               {i: p for i, p in enumerate(paths)}, lookup, "country")
-    good = good.drop("_file", "_bad_reason", "_duplicate", "_raw", transforms.CORRUPT)
-    parts = ["year", "month", "day", "run_id"]
-    good.repartition(*parts).write.mode("overwrite").option("compression", "snappy").partitionBy(
-        *parts).parquet(out)
-    rows.unpersist()
+    output = write_table(spark, raw, COLUMNS, [], args, dict(enumerate(paths)), lookup, out,
+                         f"{out}-quarantine")
+    assert sum(c.rows_in for c in output.counts.values()) > 0
 
 
 def spark_copy(spark, paths: list[str], out: str) -> None:
@@ -92,7 +87,8 @@ def duckdb_transform(paths: list[str], lookup_path: str, out: str) -> None:
           typed AS (SELECT order_id, customer_id, country, TRY_CAST(amount AS DOUBLE) AS amount, currency,
                            TRY_CAST(event_time AS TIMESTAMP) AS event_time, source_file FROM raw),
           dedup AS (SELECT * FROM typed WHERE event_time IS NOT NULL AND order_id IS NOT NULL
-                    QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY source_file) = 1)
+                    QUALIFY row_number() OVER (PARTITION BY CAST(event_time AS DATE), order_id
+                                               ORDER BY source_file) = 1)
           SELECT d.*, l.region, now() AS ingested_at, 'run-bench' AS run_id,
                  strftime(event_time, '%Y') AS year, strftime(event_time, '%m') AS month,
                  strftime(event_time, '%d') AS day

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import boto3
@@ -67,6 +67,64 @@ def _lookup(spark: SparkSession, args: JobArguments, storage: Storage) -> DataFr
     return spark.read.option("header", True).csv(path)
 
 
+@dataclass
+class TableOutput:
+    """What one table's write produced: row counts by manifest index, and the output partitions
+    (values of the partition columns, in order) that received rows."""
+
+    counts: dict[int, RowCounts]
+    partitions: list[tuple[str, ...]]
+    partition_by: list[str]
+    good_schema: list[tuple[str, str]]
+
+
+def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, str]],
+                partition_keys: list[str], args: JobArguments, uris: dict[int, str],
+                lookup: DataFrame | None, output_root: str, quarantine_root: str) -> TableOutput:
+    """Type, dedup, enrich and write one table's rows; quarantine the rest. One shuffle.
+
+    The rows are distributed once, by output partition: that one exchange both brings each
+    key's duplicates together (dedup is scoped to the output partition) and gives each output
+    partition one file, so the write needs no repartition of its own. The typed rows are cached
+    once, because three things read them: the counts, the table, the quarantine.
+    """
+    partition_by = [*partition_keys, *args.date_parts, "run_id"]
+    rows = transforms.typed(raw, columns, args.timestamp_column, [args.timestamp_column, *args.dedup_keys])
+    rows = transforms.with_output_partition(rows, args.run_id, args.timestamp_column, args.date_parts)
+    rows = transforms.flag_duplicates(rows.repartition(*partition_by), args.dedup_keys, within=partition_by)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        bad, duplicate = F.col("_bad_reason").isNotNull(), F.col("_duplicate")
+        stats = rows.groupBy("_file", *partition_by).agg(
+            F.count(F.lit(1)).alias("rows_in"), F.count_if(bad).alias("rows_bad"),
+            F.count_if(duplicate).alias("rows_duplicate")).collect()
+        counts: dict[int, RowCounts] = {}
+        partitions: set[tuple[str, ...]] = set()
+        for row in stats:  # one row per (file, output partition)
+            part = RowCounts(row["rows_in"], row["rows_in"] - row["rows_bad"] - row["rows_duplicate"],
+                             row["rows_bad"], row["rows_duplicate"])
+            counts[row["_file"]] = counts.get(row["_file"], RowCounts(0, 0, 0)) + part
+            if part.rows_out:
+                partitions.add(tuple(row[c] for c in partition_by))
+        good = transforms.enriched(rows.filter(~bad & ~duplicate), uris, lookup, args.lookup_key).drop(
+            "_file", "_bad_reason", "_duplicate", "_raw", transforms.CORRUPT)
+        (good.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+             .option("compression", args.compression).partitionBy(*partition_by)
+             .format(args.output_format).save(output_root))
+        quarantine = transforms.quarantine_records(rows.filter(bad), args.run_id, uris)
+        empty = [(uris[i], None, EMPTY_FILE, args.run_id) for i in uris if i not in counts]
+        if empty:
+            quarantine = quarantine.unionByName(spark.createDataFrame(
+                empty, "source_file string, record string, reason string, run_id string").withColumn(
+                "quarantined_at", F.current_timestamp()))
+        quarantine.coalesce(1).write.mode("overwrite").json(quarantine_root)
+    finally:
+        rows.unpersist()
+    schema = [(f.name, catalog.SPARK_TO_HIVE.get(type(f.dataType).__name__, "string"))
+              for f in good.schema.fields if f.name not in partition_by]
+    return TableOutput(counts, sorted(partitions), partition_by, schema)
+
+
 def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, glue: Any,
                    ledger: DynamoLedger, table: dict, members: list[tuple[int, FileRef]],
                    lookup: DataFrame | None, summary: dict) -> dict:
@@ -81,55 +139,23 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
     raw = transforms.with_partition_values(raw, partition_keys, {
         i: dict(seg.split("=", 1) for seg in ref.key.split("/")[:-1] if "=" in seg)
         for i, ref in enumerate(refs)})
-    required = [args.timestamp_column, *args.dedup_keys]
-    rows = transforms.flag_duplicates(
-        transforms.typed(raw, columns, args.timestamp_column, required), args.dedup_keys)
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        counts = {r["_file"]: r for r in rows.groupBy("_file").agg(
-            F.count(F.lit(1)).alias("rows_in"),
-            F.sum(F.col("_bad_reason").isNotNull().cast("long")).alias("rows_bad"),
-            F.sum(F.col("_duplicate").cast("long")).alias("rows_duplicate")).collect()}
-        good = rows.filter(F.col("_bad_reason").isNull() & ~F.col("_duplicate"))
-        good = transforms.enriched(good, args.run_id, args.timestamp_column, args.date_parts, uris,
-                                   lookup, args.lookup_key)
-        good = good.drop("_file", "_bad_reason", "_duplicate", "_raw", transforms.CORRUPT)
-        partition_by = [*partition_keys, *args.date_parts, "run_id"]
-        output = good.repartition(*partition_by) if len(partition_by) > 1 else good.coalesce(1)
-        (output.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-               .option("compression", args.compression).partitionBy(*partition_by)
-               .format(args.output_format).save(storage.output_root(args.processed_bucket, f"{name}/")))
-        written = [list(r) for r in good.select(*partition_by).distinct().collect()]
-        run_dirs = sorted({"/".join(f"{k}={v}" for k, v in zip(partition_by, values, strict=True))
-                           for values in written})
-        storage.publish(args.processed_bucket, f"{name}/", run_dirs)
-        bad = transforms.quarantine_records(rows.filter(F.col("_bad_reason").isNotNull()),
-                                            args.run_id, uris)
-        empty = [(uris[i], None, EMPTY_FILE, args.run_id) for i in uris if i not in counts]
-        if empty:
-            bad = bad.unionByName(spark.createDataFrame(
-                empty, "source_file string, record string, reason string, run_id string").withColumn(
-                "quarantined_at", F.current_timestamp()))
-        quarantine_prefix = f"_quarantine/{name}/run_id={args.run_id}/"
-        bad.coalesce(1).write.mode("overwrite").json(
-            storage.output_root(args.processed_bucket, quarantine_prefix))
-        storage.publish(args.processed_bucket, quarantine_prefix, [""])
-        schema = [(f.name, catalog.SPARK_TO_HIVE.get(type(f.dataType).__name__, "string"))
-                  for f in good.schema.fields if f.name not in partition_by]
-        new_partitions = catalog.register(
-            glue, args.processed_database, name, f"s3://{args.processed_bucket}/{name}/", schema,
-            partition_by, written, args.output_format)
-    finally:
-        rows.unpersist()
+    quarantine_prefix = f"_quarantine/{name}/run_id={args.run_id}/"
+    out = write_table(spark, raw, columns, partition_keys, args, uris, lookup,
+                      storage.output_root(args.processed_bucket, f"{name}/"),
+                      storage.output_root(args.processed_bucket, quarantine_prefix))
+    run_dirs = ["/".join(f"{k}={v}" for k, v in zip(out.partition_by, values, strict=True))
+                for values in out.partitions]
+    storage.publish(args.processed_bucket, f"{name}/", run_dirs)
+    storage.publish(args.processed_bucket, quarantine_prefix, [""])
+    new_partitions = catalog.register(
+        glue, args.processed_database, name, f"s3://{args.processed_bucket}/{name}/", out.good_schema,
+        out.partition_by, [list(p) for p in out.partitions], args.output_format)
     for i, ref in enumerate(refs):
-        row = counts.get(i)
-        rows_in = int(row["rows_in"]) if row else 0
-        rows_bad, rows_dup = (int(row["rows_bad"] or 0), int(row["rows_duplicate"] or 0)) if row else (0, 0)
-        file_counts = RowCounts(rows_in, rows_in - rows_bad - rows_dup, rows_bad, rows_dup)
+        file_counts = out.counts.get(i, RowCounts(0, 0, 0, 0))
         if not ledger.mark_done(args.run_id, ref.file_id, file_counts):
             raise RuntimeError(f"ledger refused DONE for {ref.file_id}: not claimed by {args.run_id}")
         summary["files"].append({"file": ref.uri, "table": name, **asdict(file_counts),
-                                 **({"note": EMPTY_FILE} if row is None else {})})
+                                 **({"note": EMPTY_FILE} if i not in out.counts else {})})
     summary["output_partitions"] += [f"s3://{args.processed_bucket}/{name}/{d}/" for d in run_dirs]
     return {"files": len(refs), "partitions_written": len(run_dirs), "partitions_new": new_partitions,
             "quarantine": f"s3://{args.processed_bucket}/{quarantine_prefix}"}

@@ -87,25 +87,34 @@ def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str,
     return out
 
 
-def flag_duplicates(df: DataFrame, keys: tuple[str, ...]) -> DataFrame:
-    """Among good rows, all but the first of each key are duplicates (earliest file wins)."""
+def with_output_partition(df: DataFrame, run_id: str, timestamp_column: str,
+                          date_parts: list[str]) -> DataFrame:
+    """The columns the output is partitioned by: date parts of the timestamp (null for a row
+    without one, which is bad anyway) and the run id."""
+    ts = F.col(timestamp_column)
+    parts = {"year": F.year(ts), "month": F.month(ts), "day": F.dayofmonth(ts), "hour": F.hour(ts)}
+    out = df
+    for part in date_parts:
+        width = 4 if part == "year" else 2
+        out = out.withColumn(part, F.lpad(parts[part].cast("string"), width, "0"))
+    return out.withColumn("run_id", F.lit(run_id))
+
+
+def flag_duplicates(df: DataFrame, keys: tuple[str, ...], within: list[str] = ()) -> DataFrame:
+    """Among good rows with the same key in the same output partition (`within`), all but the
+    first are duplicates (earliest file wins). Scoping by output partition is what lets the job
+    dedup and lay out files with one shuffle instead of two."""
     if not keys:
         return df.withColumn("_duplicate", F.lit(False))
-    window = Window.partitionBy(*keys).orderBy(F.col("_bad_reason").isNotNull(), "_file")
+    window = Window.partitionBy(*within, *keys).orderBy(F.col("_bad_reason").isNotNull(), "_file")
     return df.withColumn("_duplicate", F.col("_bad_reason").isNull() & (F.row_number().over(window) > 1))
 
 
-def enriched(df: DataFrame, run_id: str, timestamp_column: str, date_parts: list[str],
-             source_uris: dict[int, str], lookup: DataFrame | None, lookup_key: str) -> DataFrame:
+def enriched(df: DataFrame, source_uris: dict[int, str], lookup: DataFrame | None,
+             lookup_key: str) -> DataFrame:
+    """Ingest time, the source file's URI, and the lookup table's columns (broadcast join)."""
     uris = F.create_map(*[x for index, uri in source_uris.items() for x in (F.lit(index), F.lit(uri))])
-    ts = F.col(timestamp_column)
-    parts = {"year": F.format_string("%04d", F.year(ts)), "month": F.format_string("%02d", F.month(ts)),
-             "day": F.format_string("%02d", F.dayofmonth(ts)), "hour": F.format_string("%02d", F.hour(ts))}
-    out = (df.withColumn("ingested_at", F.current_timestamp())
-             .withColumn("source_file", uris[F.col("_file")])
-             .withColumn("run_id", F.lit(run_id)))
-    for part in date_parts:
-        out = out.withColumn(part, parts[part])
+    out = df.withColumn("ingested_at", F.current_timestamp()).withColumn("source_file", uris[F.col("_file")])
     if lookup is not None:
         out = out.join(F.broadcast(lookup), on=lookup_key, how="left")
     return out

@@ -49,17 +49,40 @@ def test_duplicates_keep_the_first_file_and_never_a_bad_row(spark):
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_duplicates_are_scoped_to_the_output_partition(spark):
+    df = spark.createDataFrame(
+        [("o-1", "24", 0, None), ("o-1", "24", 1, None), ("o-1", "25", 2, None)],
+        "order_id string, day string, _file int, _bad_reason string")
+    out = transforms.flag_duplicates(df, ("order_id",), within=["day"])
+    assert sorted((r["_file"], r["_duplicate"]) for r in out.collect()) == [(0, False), (1, True), (2, False)]
+
+
 @pytest.mark.parametrize(("granularity", "parts"), [
     (["year"], {"year": "2026"}),
-    (["year", "month", "day", "hour"], {"year": "2026", "month": "11", "day": "24", "hour": "07"}),
+    (["year", "month", "day"], {"year": "2026", "month": "03", "day": "04"}),
+    (["year", "month", "day", "hour"], {"year": "2026", "month": "03", "day": "04", "hour": "07"}),
     ([], {}),
 ])
-def test_enrichment_adds_date_parts_source_run_and_lookup(spark, granularity, parts):
-    df = spark.createDataFrame([("o-1", "DE", 0)], "order_id string, country string, _file int").withColumn(
-        "event_time", F.to_timestamp(F.lit("2026-11-24T07:30:00Z")))
+def test_output_partition_is_zero_padded_date_parts_and_the_run(spark, granularity, parts):
+    df = spark.createDataFrame([("o-1",)], "order_id string").withColumn(
+        "event_time", F.to_timestamp(F.lit("2026-03-04T07:30:00Z")))
+    out = transforms.with_output_partition(df, "run-1", "event_time", granularity).first().asDict()
+    assert {k: out[k] for k in ("year", "month", "day", "hour") if k in out} == parts
+    assert out["run_id"] == "run-1"
+
+
+def test_a_row_without_timestamp_has_no_date_parts(spark):
+    df = spark.createDataFrame([("o-1", None)], "order_id string, event_time timestamp")
+    out = transforms.with_output_partition(df, "run-1", "event_time", ["year", "month"]).first()
+    assert (out["year"], out["month"]) == (None, None)
+
+
+def test_enrichment_adds_ingest_time_source_and_lookup(spark):
+    df = spark.createDataFrame([("o-1", "DE", 0), ("o-2", "XX", 0)],
+                               "order_id string, country string, _file int")
     lookup = spark.createDataFrame([("DE", "EMEA")], "country string, region string")
-    out = transforms.enriched(df, "run-1", "event_time", granularity, {0: "s3://raw/orders/a.csv"},
-                              lookup, "country").first().asDict()
-    assert {k: out[k] for k in parts} == parts
-    assert (out["run_id"], out["source_file"], out["region"]) == ("run-1", "s3://raw/orders/a.csv", "EMEA")
-    assert out["ingested_at"] is not None
+    out = transforms.enriched(df, {0: "s3://raw/orders/a.csv"}, lookup, "country")
+    rows = {r["order_id"]: r for r in out.collect()}
+    assert (rows["o-1"]["source_file"], rows["o-1"]["region"]) == ("s3://raw/orders/a.csv", "EMEA")
+    assert rows["o-2"]["region"] is None  # unmatched lookup keeps the row
+    assert rows["o-1"]["ingested_at"] is not None

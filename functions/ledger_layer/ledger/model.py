@@ -75,6 +75,10 @@ class RowCounts:
     rows_bad: int
     rows_duplicate: int = 0
 
+    def __add__(self, other: RowCounts) -> RowCounts:
+        return RowCounts(self.rows_in + other.rows_in, self.rows_out + other.rows_out,
+                         self.rows_bad + other.rows_bad, self.rows_duplicate + other.rows_duplicate)
+
 
 def state_after_failed_run(attempts: int, max_attempts: int) -> tuple[State, int]:
     """A claimed file whose run failed goes back to PENDING, or to FAILED once it has used up
