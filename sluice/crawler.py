@@ -233,6 +233,12 @@ def _catalog_partitions(glue: Any, database: str, table: str, location: str, des
 
 # --- crawler state and the events AWS emits --------------------------------------------------
 
+def is_running(crawler_name: str) -> bool:
+    """Read from moto's model in this process: a GetCrawler over HTTP every 50 ms would compete
+    with the job for the interpreter."""
+    return glue_backends[ACCOUNT_ID][REGION].crawlers[crawler_name].status == "RUNNING"
+
+
 def finish(crawler_name: str, succeeded: bool, error: str | None) -> None:
     """Put the crawler back to READY with its LastCrawl outcome (the API cannot; moto's model can,
     and moto's server runs in this process)."""

@@ -28,11 +28,10 @@ class CrawlerRunner:
 
     def _loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            running = self.glue.get_crawler(Name=self.name)["Crawler"]["State"] == "RUNNING"
-            if running and not self.paused.is_set():
+            if crawler.is_running(self.name) and not self.paused.is_set():
                 self.crawl_once()
             else:
-                time.sleep(0.1)
+                time.sleep(0.05)
 
     def crawl_once(self) -> None:
         self.crawls += 1

@@ -63,14 +63,14 @@ class RuleTargetDelivery:
 
     def _drain(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            # Long polling: moto wakes the call when a message arrives, so an idle runtime does
+            # not spin and a new event is picked up at once.
             messages = self.sqs.receive_message(QueueUrl=self.target.queue_url, MaxNumberOfMessages=10,
-                                                AttributeNames=["All"]).get("Messages", [])
+                                                AttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
             for message in messages:
                 if self._deliver(message):
                     self.sqs.delete_message(QueueUrl=self.target.queue_url,
                                             ReceiptHandle=message["ReceiptHandle"])
-            if not messages:
-                time.sleep(0.05)
 
     def _deliver(self, message: dict) -> bool:
         """True when the message is finished with (delivered, or out of attempts)."""

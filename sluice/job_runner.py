@@ -77,7 +77,7 @@ class GlueJobRunner:
         while not stop.is_set():
             waiting = [run for run in _moto_job_runs(self.job_name) if run.status == "STARTING"]
             if not waiting:
-                time.sleep(0.1)
+                time.sleep(0.05)
                 continue
             self.run(waiting[0])
 

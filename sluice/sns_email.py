@@ -8,7 +8,6 @@ program opens.
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -44,15 +43,13 @@ class EmailOutbox:
 
     def _drain(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
-                "Messages", [])
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                WaitTimeSeconds=1).get("Messages", [])  # long polling
             for message in messages:
                 for recipient in self.recipients():
                     path = self.write(recipient, message["Body"])
                     self.timeline.emit("sns", f"email to {recipient} -> {path}")
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-            if not messages:
-                time.sleep(0.1)
 
     def write(self, recipient: str, body: str) -> Path:
         now = datetime.now(UTC)

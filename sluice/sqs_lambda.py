@@ -48,14 +48,17 @@ class SqsEventSource:
         deadline = None
         while not stop.is_set():
             want = min(10, self.mapping.batch_size - len(batch))
+            # An empty batch waits in a long poll (woken by the next message); a started batch
+            # only tops up until its window closes.
             got = self.sqs.receive_message(QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=want,
-                                           AttributeNames=["All"]).get("Messages", [])
+                                           AttributeNames=["All"], WaitTimeSeconds=0 if batch else 1
+                                           ).get("Messages", [])
             batch.extend(got)
             if batch and deadline is None:
                 deadline = time.monotonic() + self.mapping.batching_window
             if len(batch) >= self.mapping.batch_size or (deadline and time.monotonic() >= deadline):
                 return batch
-            if not got:
+            if not got and batch:
                 time.sleep(POLL_SECONDS)
         return batch
 

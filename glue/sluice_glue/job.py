@@ -111,13 +111,14 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
         (good.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
              .option("compression", args.compression).partitionBy(*partition_by)
              .format(args.output_format).save(output_root))
-        quarantine = transforms.quarantine_records(rows.filter(bad), args.run_id, uris)
         empty = [(uris[i], None, EMPTY_FILE, args.run_id) for i in uris if i not in counts]
-        if empty:
-            quarantine = quarantine.unionByName(spark.createDataFrame(
-                empty, "source_file string, record string, reason string, run_id string").withColumn(
-                "quarantined_at", F.current_timestamp()))
-        quarantine.coalesce(1).write.mode("overwrite").json(quarantine_root)
+        if empty or any(c.rows_bad for c in counts.values()):  # most runs have nothing to quarantine
+            quarantine = transforms.quarantine_records(rows.filter(bad), args.run_id, uris)
+            if empty:
+                quarantine = quarantine.unionByName(spark.createDataFrame(
+                    empty, "source_file string, record string, reason string, run_id string").withColumn(
+                    "quarantined_at", F.current_timestamp()))
+            quarantine.coalesce(1).write.mode("overwrite").json(quarantine_root)
     finally:
         rows.unpersist()
     schema = [(f.name, catalog.SPARK_TO_HIVE.get(type(f.dataType).__name__, "string"))

@@ -48,43 +48,41 @@ def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
 
 def with_partition_values(df: DataFrame, keys: list[str], values: dict[int, dict[str, str]]) -> DataFrame:
     """Hive partition columns (k=v folders of each file's key), filled per file."""
-    for key in keys:
-        lookup = F.create_map(*[x for index, v in values.items() for x in (F.lit(index), F.lit(v.get(key)))])
-        df = df.withColumn(key, lookup[F.col("_file")])
-    return df
+    return df.withColumns({key: F.create_map(*[x for index, v in values.items()
+                                               for x in (F.lit(index), F.lit(v.get(key)))])[F.col("_file")]
+                           for key in keys})
 
 
 def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str,
           required: list[str]) -> DataFrame:
-    """Cast to the catalog's types; the first problem of each row becomes its _bad_reason."""
+    """Cast to the catalog's types; the first problem of each row becomes its _bad_reason.
+
+    One projection, not a withColumn per column: each withColumn is a round of plan analysis,
+    which a small run pays for in wall time.
+    """
     problems: list[Column] = [F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed record"))]
-    out = df
+    casts: dict[str, Column] = {}
     for name, hive_type in columns:
         if name == timestamp_column:
-            parsed = F.to_timestamp(F.col(name))
-            problems.append(F.when(F.col(name).isNotNull() & parsed.isNull(),
+            casts[name] = F.to_timestamp(F.col(name))
+            problems.append(F.when(F.col(name).isNotNull() & casts[name].isNull(),
                                    F.concat(F.lit(f"bad timestamp in {name}: "), F.col(name))))
-            out = out.withColumn(f"__t_{name}", parsed)
         elif hive_type != "string":
-            cast = F.col(name).cast(hive_type)
-            problems.append(F.when(F.col(name).isNotNull() & cast.isNull(),
+            casts[name] = F.col(name).cast(hive_type)
+            problems.append(F.when(F.col(name).isNotNull() & casts[name].isNull(),
                                    F.concat(F.lit(f"not a {hive_type} in {name}: "), F.col(name))))
-            out = out.withColumn(f"__t_{name}", cast)
     for name in required:
         if name not in dict(columns):
             problems.append(F.lit(f"missing required column {name}"))
         else:
             problems.append(F.when(F.col(name).isNull() | (F.trim(F.col(name)) == ""),
                                    F.lit(f"missing value for {name}")))
+    reason = F.coalesce(*problems)
     # The raw text is kept for bad rows only: serialising every good row would cost more than
     # the rest of the validation together.
     raw_text = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n, _ in columns])))
-    out = out.withColumn("_bad_reason", F.coalesce(*problems)).withColumn(
-        "_raw", F.when(F.col("_bad_reason").isNotNull(), raw_text))
-    for name, _ in columns:
-        if f"__t_{name}" in out.columns:
-            out = out.withColumn(name, F.col(f"__t_{name}")).drop(f"__t_{name}")
-    return out
+    return df.select(*[casts[c].alias(c) if c in casts else F.col(c) for c in df.columns],
+                     reason.alias("_bad_reason"), F.when(reason.isNotNull(), raw_text).alias("_raw"))
 
 
 def with_output_partition(df: DataFrame, run_id: str, timestamp_column: str,
@@ -93,11 +91,9 @@ def with_output_partition(df: DataFrame, run_id: str, timestamp_column: str,
     without one, which is bad anyway) and the run id."""
     ts = F.col(timestamp_column)
     parts = {"year": F.year(ts), "month": F.month(ts), "day": F.dayofmonth(ts), "hour": F.hour(ts)}
-    out = df
-    for part in date_parts:
-        width = 4 if part == "year" else 2
-        out = out.withColumn(part, F.lpad(parts[part].cast("string"), width, "0"))
-    return out.withColumn("run_id", F.lit(run_id))
+    return df.withColumns({
+        **{part: F.lpad(parts[part].cast("string"), 4 if part == "year" else 2, "0") for part in date_parts},
+        "run_id": F.lit(run_id)})
 
 
 def flag_duplicates(df: DataFrame, keys: tuple[str, ...], within: list[str] = ()) -> DataFrame:
@@ -114,7 +110,7 @@ def enriched(df: DataFrame, source_uris: dict[int, str], lookup: DataFrame | Non
              lookup_key: str) -> DataFrame:
     """Ingest time, the source file's URI, and the lookup table's columns (broadcast join)."""
     uris = F.create_map(*[x for index, uri in source_uris.items() for x in (F.lit(index), F.lit(uri))])
-    out = df.withColumn("ingested_at", F.current_timestamp()).withColumn("source_file", uris[F.col("_file")])
+    out = df.withColumns({"ingested_at": F.current_timestamp(), "source_file": uris[F.col("_file")]})
     if lookup is not None:
         out = out.join(F.broadcast(lookup), on=lookup_key, how="left")
     return out
