@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from glue_job import GlueJob
 from manifests import S3Manifests
+from outputs import CatalogOutputs
 from run_summary import summary_message
 from runs import RunPlanner, RunSettings
 
@@ -27,12 +28,14 @@ RUN_ENDED_BADLY = {"FAILED", "TIMEOUT", "STOPPED"}
 
 
 @cache
-def _planner(table: str, bucket: str, job: str, max_files: int, max_bytes: int,
-             max_attempts: int) -> RunPlanner:
+def _planner(table: str, bucket: str, job: str, database: str, processed: str, max_files: int,
+             max_bytes: int, max_attempts: int) -> RunPlanner:
+    s3, glue = boto3.client("s3", config=RETRIES), boto3.client("glue", config=RETRIES)
     return RunPlanner(
         ledger=DynamoLedger(boto3.resource("dynamodb", config=RETRIES).Table(table)),
-        manifests=S3Manifests(boto3.client("s3", config=RETRIES), bucket),
-        jobs=GlueJob(boto3.client("glue", config=RETRIES), job),
+        manifests=S3Manifests(s3, bucket),
+        jobs=GlueJob(glue, job),
+        outputs=CatalogOutputs(glue, s3, database, processed),
         settings=RunSettings(max_files, max_bytes, max_attempts),
     )
 
@@ -40,8 +43,8 @@ def _planner(table: str, bucket: str, job: str, max_files: int, max_bytes: int,
 def planner() -> RunPlanner:
     env = os.environ
     return _planner(env["LEDGER_TABLE"], env["ARTIFACTS_BUCKET"], env["JOB_NAME"],
-                    int(env["MAX_FILES_PER_RUN"]), int(env["MAX_BYTES_PER_RUN"]),
-                    int(env["MAX_ATTEMPTS"]))
+                    env["PROCESSED_DATABASE"], env["PROCESSED_BUCKET"], int(env["MAX_FILES_PER_RUN"]),
+                    int(env["MAX_BYTES_PER_RUN"]), int(env["MAX_ATTEMPTS"]))
 
 
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)

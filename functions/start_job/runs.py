@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from ledger import FileRef, RunBudget, RunManifest, State, new_run_id
+from ledger import FileRef, RowCounts, RunBudget, RunManifest, State, new_run_id
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,17 @@ class Ledger(Protocol):
                       pending_before: datetime | None = None) -> list[FileRef]: ...
     def release_claim(self, run_id: str, refs: list[FileRef]) -> None: ...
     def fail_run(self, run_id: str, max_attempts: int, reason: str) -> dict[State, int]: ...
+    def mark_done(self, run_id: str, file_id: str, counts: RowCounts) -> bool: ...
 
 
 class Manifests(Protocol):
     def write(self, manifest: RunManifest) -> str: ...
     def delete(self, run_id: str) -> None: ...
+    def read_summary(self, run_id: str) -> dict | None: ...
+
+
+class Outputs(Protocol):
+    def discard(self, run_id: str) -> int: ...
 
 
 class Jobs(Protocol):
@@ -61,11 +67,12 @@ class RunPlanner:
     """Claims pending files into runs and starts the job for each, until nothing is pending or
     the job's concurrency limit is reached. Each run owns a disjoint set of files."""
 
-    def __init__(self, ledger: Ledger, manifests: Manifests, jobs: Jobs, settings: RunSettings,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, ledger: Ledger, manifests: Manifests, jobs: Jobs, outputs: Outputs,
+                 settings: RunSettings, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.ledger = ledger
         self.manifests = manifests
         self.jobs = jobs
+        self.outputs = outputs
         self.settings = settings
         self.now = now
 
@@ -95,10 +102,18 @@ class RunPlanner:
         self.manifests.delete(run_id)
 
     def run_ended_badly(self, job_run_id: str, state: str, message: str) -> dict[State, int]:
-        """A run FAILED, TIMED OUT or was STOPPED: its files go back to PENDING (attempts+1) or,
-        out of attempts, to FAILED with the reason."""
+        """A run FAILED, TIMED OUT or was STOPPED. If it got past its commit point (the run
+        summary exists), its output is complete: the files it had not yet marked are marked DONE
+        from the summary. Otherwise whatever it wrote is discarded and its files go back to
+        PENDING (attempts+1) or, out of attempts, to FAILED with the reason."""
         run_id = self.jobs.run_id_of(job_run_id)
         if run_id is None:
             return {}
+        summary = self.manifests.read_summary(run_id)
+        if summary is not None:
+            done = sum(self.ledger.mark_done(run_id, f["file_id"], RowCounts(
+                f["rows_in"], f["rows_out"], f["rows_bad"], f["rows_duplicate"])) for f in summary["files"])
+            return {State.DONE: done}
+        self.outputs.discard(run_id)
         reason = f"job run {job_run_id} {state}: {message}"
         return self.ledger.fail_run(run_id, self.settings.max_attempts, reason)

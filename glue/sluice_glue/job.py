@@ -4,8 +4,9 @@ Output goes to s3://<processed>/<table>/<date parts>/run_id=<run_id>/. Partition
 is what makes a retried attempt of the same run replace its own output and nothing else: Spark's
 dynamic partition overwrite (on Glue) or delete-then-upload of the run's folders (locally) touches
 only partitions that carry this run id. Bad rows go to s3://<processed>/_quarantine/<table>/
-run_id=<run_id>/ as JSON lines with the source file and the reason. Each table's files are marked
-DONE, with their row counts, as soon as that table is written.
+run_id=<run_id>/ as JSON lines with the source file and the reason. When every table is written
+and registered, the run summary is written (the commit point) and then each file is marked DONE
+with its row counts.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage) -> dict[str, 
                                "files": [], "output_partitions": []}
     for name, members in sorted(groups.items()):
         table = next(t for t in tables if t["Name"] == name)
-        summary["tables"][name] = _process_table(spark, args, storage, glue, ledger, table, members,
-                                                 lookup, summary)
+        summary["tables"][name] = _process_table(spark, args, storage, glue, table, members, lookup,
+                                                 summary)
     files = summary["files"]
     summary["totals"] = {k: sum(f[k] for f in files) for k in ("rows_in", "rows_out", "rows_bad",
                                                                "rows_duplicate")}
@@ -53,8 +54,15 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage) -> dict[str, 
     summary["bytes"] = manifest.total_bytes
     summary["duration_s"] = round(time.monotonic() - began, 2)
     summary["quarantine"] = f"s3://{args.processed_bucket}/_quarantine/"
+    # The summary is the run's commit point: once it exists the output is complete, so a run
+    # that dies after this line is finished from it (StartJobFunction marks the rest DONE), and
+    # one that dies before it has its output discarded and its files released.
     s3.put_object(Bucket=args.artifacts_bucket, Key=summary_key(args.run_id),
                   Body=json.dumps(summary, indent=2, default=str).encode(), ContentType="application/json")
+    for entry in files:
+        counts = RowCounts(entry["rows_in"], entry["rows_out"], entry["rows_bad"], entry["rows_duplicate"])
+        if not ledger.mark_done(args.run_id, entry["file_id"], counts):
+            raise RuntimeError(f"ledger refused DONE for {entry['file_id']}: not claimed by {args.run_id}")
     return summary
 
 
@@ -126,9 +134,8 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
     return TableOutput(counts, sorted(partitions), partition_by, schema)
 
 
-def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, glue: Any,
-                   ledger: DynamoLedger, table: dict, members: list[tuple[int, FileRef]],
-                   lookup: DataFrame | None, summary: dict) -> dict:
+def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, glue: Any, table: dict,
+                   members: list[tuple[int, FileRef]], lookup: DataFrame | None, summary: dict) -> dict:
     name = table["Name"]
     columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
     partition_keys = [k["Name"] for k in table.get("PartitionKeys", [])]
@@ -152,10 +159,8 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
         glue, args.processed_database, name, f"s3://{args.processed_bucket}/{name}/", out.good_schema,
         out.partition_by, [list(p) for p in out.partitions], args.output_format)
     for i, ref in enumerate(refs):
-        file_counts = out.counts.get(i, RowCounts(0, 0, 0, 0))
-        if not ledger.mark_done(args.run_id, ref.file_id, file_counts):
-            raise RuntimeError(f"ledger refused DONE for {ref.file_id}: not claimed by {args.run_id}")
-        summary["files"].append({"file": ref.uri, "table": name, **asdict(file_counts),
+        summary["files"].append({"file": ref.uri, "file_id": ref.file_id, "table": name,
+                                 **asdict(out.counts.get(i, RowCounts(0, 0, 0, 0))),
                                  **({"note": EMPTY_FILE} if i not in out.counts else {})})
     summary["output_partitions"] += [f"s3://{args.processed_bucket}/{name}/{d}/" for d in run_dirs]
     return {"files": len(refs), "partitions_written": len(run_dirs), "partitions_new": new_partitions,

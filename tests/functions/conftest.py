@@ -31,8 +31,10 @@ def stack(aws, app):
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=RAW_BUCKET)
     s3.create_bucket(Bucket=start_job_env["ARTIFACTS_BUCKET"])
+    s3.create_bucket(Bucket=start_job_env["PROCESSED_BUCKET"])
     glue = aws.client("glue")
     glue.create_database(DatabaseInput={"Name": "sluice_dev_raw"})
+    glue.create_database(DatabaseInput={"Name": start_job_env["PROCESSED_DATABASE"]})
     glue.create_crawler(Name=start_job_env["CRAWLER_NAME"], Role="arn:aws:iam::123456789012:role/crawler",
                         DatabaseName="sluice_dev_raw",
                         Targets={"S3Targets": [{"Path": f"s3://{RAW_BUCKET}/"}]})

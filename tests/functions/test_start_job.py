@@ -4,9 +4,11 @@ gives every file back."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import pytest
 
@@ -111,6 +113,33 @@ def test_job_failure_returns_files_to_pending_with_an_attempt_counted(start_job,
     assert all(run["job_run_id"] in i["reason"] for i in items)
 
 
+def test_a_failed_run_leaves_no_output_behind_and_other_runs_keep_theirs(start_job, ledger, stack):
+    env = ENV["StartJobFunction"]
+    glue, s3 = stack.client("glue"), stack.client("s3")
+    db, bucket = env["PROCESSED_DATABASE"], env["PROCESSED_BUCKET"]
+    _pending(ledger, 2)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    glue.create_table(DatabaseName=db, TableInput={
+        "Name": "orders",
+        "PartitionKeys": [{"Name": "day", "Type": "string"}, {"Name": "run_id", "Type": "string"}],
+        "StorageDescriptor": {"Columns": [{"Name": "order_id", "Type": "string"}],
+                              "Location": f"s3://{bucket}/orders/"}})
+    for run_id in (run["run_id"], "run-earlier"):  # what the failing run wrote, and an older run's output
+        location = f"s3://{bucket}/orders/day=24/run_id={run_id}/"
+        glue.create_partition(DatabaseName=db, TableName="orders", PartitionInput={
+            "Values": ["24", run_id], "StorageDescriptor": {"Location": location}})
+        s3.put_object(Bucket=bucket, Key=f"orders/day=24/run_id={run_id}/part-0.parquet", Body=b"x")
+        s3.put_object(Bucket=bucket, Key=f"_quarantine/orders/run_id={run_id}/part-0.json", Body=b"{}")
+    failed = event("job-failed.json")
+    failed["detail"]["jobRunId"] = run["job_run_id"]
+    assert start_job(failed) == {"released": {"PENDING": 2, "FAILED": 0}}
+    left = [p["Values"][1] for p in glue.get_partitions(DatabaseName=db, TableName="orders")["Partitions"]]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert left == ["run-earlier"]
+    assert keys == ["_quarantine/orders/run_id=run-earlier/part-0.json",
+                    "orders/day=24/run_id=run-earlier/part-0.parquet"]
+
+
 def test_files_fail_for_good_after_max_attempts(start_job, ledger, stack):
     [ref] = _pending(ledger, 1)
     for _ in range(int(SETTINGS["MAX_ATTEMPTS"])):
@@ -143,9 +172,5 @@ def test_every_eventbridge_sample_event_is_accepted(start_job, events_dir, ledge
 
 def _job_glue_client():
     """The Glue client the handler's cached planner uses (same settings, same cache entry)."""
-    s = SETTINGS
-    app = sys.modules["sluice_fn_start_job_app"]
-    planner = app._planner(s["LEDGER_TABLE"], s["ARTIFACTS_BUCKET"], s["JOB_NAME"],
-                           int(s["MAX_FILES_PER_RUN"]), int(s["MAX_BYTES_PER_RUN"]),
-                           int(s["MAX_ATTEMPTS"]))
-    return planner.jobs.glue
+    with patch.dict(os.environ, SETTINGS):
+        return sys.modules["sluice_fn_start_job_app"].planner().jobs.glue

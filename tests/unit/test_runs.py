@@ -29,6 +29,10 @@ class FakeLedger:
     def fail_run(self, run_id, max_attempts, reason):
         return {State.PENDING: len(self.claims.get(run_id, []))}
 
+    def mark_done(self, run_id, file_id, counts):
+        self.done = {**getattr(self, "done", {}), file_id: counts}
+        return True
+
 
 class FakeManifests:
     def __init__(self) -> None:
@@ -40,6 +44,18 @@ class FakeManifests:
 
     def delete(self, run_id):
         self.written.pop(run_id)
+
+    def read_summary(self, run_id):
+        return self.summaries.get(run_id) if hasattr(self, "summaries") else None
+
+
+class FakeOutputs:
+    def __init__(self) -> None:
+        self.discarded: list[str] = []
+
+    def discard(self, run_id):
+        self.discarded.append(run_id)
+        return 1
 
 
 class FakeJobs:
@@ -62,7 +78,7 @@ class FakeJobs:
 
 
 def _planner(ledger, jobs, max_files=4, max_bytes=10**9):
-    return RunPlanner(ledger, FakeManifests(), jobs, RunSettings(max_files, max_bytes, 3))
+    return RunPlanner(ledger, FakeManifests(), jobs, FakeOutputs(), RunSettings(max_files, max_bytes, 3))
 
 
 @pytest.mark.parametrize(("files", "max_files", "max_bytes", "runs"), [
@@ -99,7 +115,19 @@ def test_failed_run_is_traced_through_the_job_run_arguments():
     planner = _planner(ledger, jobs)
     [run] = planner.start_runs()
     assert planner.run_ended_badly(run.job_run_id, "FAILED", "boom") == {State.PENDING: 2}
+    assert planner.outputs.discarded == [run.run_id]  # what it wrote before failing is removed
     assert planner.run_ended_badly("jr_unknown", "FAILED", "boom") == {}
+
+
+def test_a_run_that_dies_after_its_commit_point_is_finished_from_its_summary():
+    ledger, jobs = FakeLedger(2), FakeJobs()
+    planner = _planner(ledger, jobs)
+    [run] = planner.start_runs()
+    planner.manifests.summaries = {run.run_id: {"files": [
+        {"file_id": "f1", "rows_in": 3, "rows_out": 2, "rows_bad": 1, "rows_duplicate": 0},
+        {"file_id": "f2", "rows_in": 0, "rows_out": 0, "rows_bad": 0, "rows_duplicate": 0}]}}
+    assert planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late") == {State.DONE: 2}
+    assert planner.outputs.discarded == [] and ledger.done["f1"].rows_bad == 1
 
 
 @pytest.mark.parametrize(("attempts", "max_attempts", "expected"), [
