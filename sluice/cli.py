@@ -1,7 +1,8 @@
 """`sluice`: the local runtime's command line.
 
-    sluice up [--port N]        start the pipeline in the foreground (Ctrl-C stops it)
-    sluice demo                 up + ingest samples/ + wait for the email + show the output (make run)
+    sluice up [--port N] [--fault NAME[=N]]...  start the pipeline in the foreground (Ctrl-C stops it)
+    sluice demo [--fault NAME[=N]]...           up + ingest samples/ + wait for the email + show the
+                                                output (make run)
     sluice ingest FILE... [--key KEY]   upload to the raw bucket of the running pipeline
     sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths
     sluice outbox               the notification emails written so far
@@ -25,7 +26,8 @@ from typing import Any
 import boto3
 
 from sluice.emulator import FAKE_CREDENTIALS, REGION
-from sluice.runtime import STATE_DIR, Runtime, collect_status
+from sluice.faults import FAULTS, Faults
+from sluice.runtime import STATE_DIR, Runtime, collect_status, redrive
 from sluice.template import ROOT
 
 SAMPLES = ROOT / "samples"
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=int(os.environ.get("SLUICE_PORT", "4566")))
     demo = commands.add_parser("demo", help="run the samples through the whole pipeline")
     demo.add_argument("--port", type=int, default=None)
+    for command in (up, demo):
+        command.add_argument("--fault", action="append", default=[], metavar="NAME[=N]",
+                             help="inject a fault N times (default 1); names: " + ", ".join(FAULTS))
     demo.add_argument("--timeout", type=float, default=300)
     ingest = commands.add_parser("ingest", help="upload files to the raw bucket")
     ingest.add_argument("files", nargs="+", type=Path)
@@ -64,7 +69,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    with Runtime(port=args.port) as runtime:
+    with Runtime(port=args.port, faults=Faults.parse(args.fault)) as runtime:
         outputs = runtime.stack.outputs
         print(f"\nSluice is up. Endpoint: {runtime.aws.endpoint}\n"
               f"  aws --endpoint-url {runtime.aws.endpoint} s3 cp FILE s3://{outputs['RawBucketName']}/orders/\n"
@@ -77,7 +82,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     files = [p for d in SAMPLE_DATASETS for p in sorted((SAMPLES / d).rglob("*")) if p.is_file()]
-    with Runtime(port=args.port) as runtime:
+    with Runtime(port=args.port, faults=Faults.parse(args.fault)) as runtime:
         for job in runtime.jobs:
             job.ready.wait(timeout=120)  # a warm Spark session before the first run
         for path in files:
@@ -152,7 +157,8 @@ def _clients(state: dict[str, Any]) -> tuple[Any, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     state = _running()
     client, resource = _clients(state)
-    status = collect_status(client, resource, state["outputs"], state["endpoint"], Path(state["outbox"]))
+    status = collect_status(client, resource, state["outputs"], state["endpoint"], Path(state["outbox"]),
+                            state.get("stuck_after_s", 900))
     if args.json:
         print(json.dumps(status))
         return 0
@@ -163,6 +169,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"emails     {status['emails']} in {status['outbox']}")
     for item in status["failed_files"]:
         print(f"FAILED     {item['key']}: {item['reason']}")
+    for item in status["stuck_pending"]:
+        print(f"STUCK      {item['key']}: PENDING since {item['since']}")
+    if status["failed_files"] or status["stuck_pending"] or status["queues"]["ingest_dlq"]:
+        print("recover with: sluice redrive")
     return 0
 
 
@@ -187,20 +197,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     state = _running()
-    client, _ = _clients(state)
-    sqs = client("sqs")
-    moved = 0
-    while True:
-        messages = sqs.receive_message(QueueUrl=state["outputs"]["IngestDLQUrl"],
-                                       MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            sqs.send_message(QueueUrl=state["outputs"]["IngestQueueUrl"], MessageBody=message["Body"])
-            sqs.delete_message(QueueUrl=state["outputs"]["IngestDLQUrl"],
-                               ReceiptHandle=message["ReceiptHandle"])
-            moved += 1
-    print(f"redrove {moved} message(s) from the ingest DLQ")
+    moved = redrive(*_clients(state), state["outputs"])
+    print(f"redrove {moved['messages']} message(s) from the ingest DLQ; "
+          f"{moved['failed_files']} FAILED file(s) back to PENDING")
     return 0
 
 

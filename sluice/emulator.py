@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
@@ -97,6 +98,9 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _deliver_transformed_strings()
         _atomic_dynamodb_writes()
+        # moto keeps its state in this process's memory, shared by every server it starts: a
+        # runtime starts from an empty AWS, even after another one in the same process.
+        moto_api_backend.reset()
         self._server.start()
         return self
 

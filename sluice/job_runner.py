@@ -22,6 +22,7 @@ from moto.moto_api import state_manager
 
 from sluice.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.eventbridge import put_event
+from sluice.faults import JOB_THREAD, InjectedTimeout
 from sluice.template import ROOT
 from sluice.timeline import Timeline
 
@@ -66,7 +67,7 @@ class GlueJobRunner:
         self._script: ModuleType | None = None
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
-        return [threading.Thread(target=self._loop, args=(stop,), daemon=True, name="glue-jobs")]
+        return [threading.Thread(target=self._loop, args=(stop,), daemon=True, name=JOB_THREAD)]
 
     def _loop(self, stop: threading.Event) -> None:
         started = time.monotonic()
@@ -107,6 +108,8 @@ class GlueJobRunner:
             state, message = "SUCCEEDED", "Job run succeeded"
             totals = summary.get("totals", {})
             detail = ", ".join(f"{k}={v}" for k, v in totals.items()) if isinstance(totals, dict) else ""
+        except InjectedTimeout as error:
+            state, message, detail = "TIMEOUT", str(error), ""
         except Exception as error:  # the run fails; the pipeline releases its files
             state, message, detail = "FAILED", f"{type(error).__name__}: {error}"[:900], ""
         run.status = state

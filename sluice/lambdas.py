@@ -43,14 +43,16 @@ class FakeContext:
         return self.timeout_ms
 
 
-def load_handler(code_dir: Path, handler: str) -> Callable[[dict, Any], Any]:
-    """Import `module.function` from code_dir, as Lambda would, and return the function."""
+def load_handler(code_dir: Path, handler: str, cold: bool = False) -> Callable[[dict, Any], Any]:
+    """Import `module.function` from code_dir, as Lambda would, and return the function.
+    `cold` imports it afresh (a new execution environment: no clients cached from an earlier
+    runtime, whose emulator may have had another endpoint)."""
     module_name, function_name = handler.rsplit(".", 1)
     for path in [*LAYER_DIRS, code_dir]:
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
     unique = f"sluice_fn_{code_dir.name}_{module_name}"
-    module = sys.modules.get(unique)
+    module = None if cold else sys.modules.get(unique)
     if module is None:
         spec = importlib.util.spec_from_file_location(unique, code_dir / f"{module_name}.py")
         if spec is None or spec.loader is None:

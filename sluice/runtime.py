@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from ledger.table import DynamoLedger
 from sluice.crawler_runner import CrawlerRunner
 from sluice.deploy import Stack, deploy, local_parameters
 from sluice.emulator import Emulator
-from sluice.eventbridge import RuleTargetDelivery
+from sluice.eventbridge import RuleTargetDelivery, rate_seconds
+from sluice.faults import Faults
 from sluice.job_runner import GlueJobRunner, hold_job_runs_in_starting
 from sluice.lambdas import load_handler
 from sluice.sns_email import EmailOutbox
@@ -35,8 +37,11 @@ TERMINAL = ("DONE", "FAILED", "SKIPPED")
 
 class Runtime:
     def __init__(self, port: int | None = None, state_dir: Path = STATE_DIR,
-                 timeline: Timeline | None = None, parameters: dict[str, str] | None = None) -> None:
+                 timeline: Timeline | None = None, parameters: dict[str, str] | None = None,
+                 faults: Faults | None = None, schedule_every: float | None = None) -> None:
         self.aws = Emulator(port)
+        self.schedule_every = schedule_every
+        self.faults = faults or Faults()
         self.state_dir = state_dir
         self.outbox_dir = state_dir / "outbox"
         self.timeline = timeline or Timeline()
@@ -63,16 +68,17 @@ class Runtime:
         # Handlers' own JSON logs would drown the timeline; SLUICE_FUNCTION_LOG_LEVEL=INFO shows them.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("SLUICE_FUNCTION_LOG_LEVEL", "WARNING")
         self._seed_reference_data()
-        handlers = {lid: load_handler(fn.code_dir, fn.handler) for lid, fn in stack.functions.items()}
+        self.faults.install()
+        handlers = {lid: load_handler(fn.code_dir, fn.handler, cold=True) for lid, fn in stack.functions.items()}
         for mapping in stack.mappings:
             fn = stack.functions[mapping.function]
             self.sources.append(SqsEventSource(self.aws, mapping, fn.name, handlers[fn.logical_id],
-                                               self.timeline))
+                                               self.timeline, self.faults))
         behaviours: list[Any] = [*self.sources]
         for target in stack.rule_targets:
             fn = stack.functions.get(target.target)
-            behaviours.append(RuleTargetDelivery(self.aws, target, self.timeline,
-                                                 handlers.get(target.target), fn.name if fn else ""))
+            behaviours.append(RuleTargetDelivery(self.aws, target, self.timeline, handlers.get(target.target),
+                                                 fn.name if fn else "", self.schedule_every))
         for props in _of_type(self.app, stack, "AWS::Glue::Crawler"):
             self.crawlers.append(CrawlerRunner(self.aws, props["Name"], self.timeline))
         for props in _of_type(self.app, stack, "AWS::Glue::Job"):
@@ -116,7 +122,13 @@ class Runtime:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "runtime.json").write_text(json.dumps(
             {"endpoint": self.aws.endpoint, "pid": os.getpid(), "outputs": self.stack.outputs,
-             "outbox": str(self.outbox_dir)}, indent=2))
+             "outbox": str(self.outbox_dir), "stuck_after_s": self.stuck_after_s}, indent=2))
+
+    @property
+    def stuck_after_s(self) -> int:
+        """A PENDING file older than this should have been claimed by the sweeper."""
+        return int(self.parameters.get("SweepAfterSeconds", 900)) + int(
+            rate_seconds(self.parameters.get("SweepSchedule", "rate(15 minutes)")))
 
     # --- using it ----------------------------------------------------------------------------
 
@@ -126,7 +138,7 @@ class Runtime:
 
     def status(self) -> dict[str, Any]:
         return collect_status(self.aws.client, self.aws.resource, self.stack.outputs, self.aws.endpoint,
-                              self.outbox_dir)
+                              self.outbox_dir, self.stuck_after_s)
 
     def wait_until_settled(self, files: int, timeout: float = 300) -> dict[str, Any]:
         """Until `files` ledger items exist, none is PENDING or CLAIMED, no job run is waiting or
@@ -150,7 +162,7 @@ def _of_type(app: SamApp, stack: Stack, resource_type: str) -> list[dict]:
 
 
 def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint: str,
-                   outbox: Path) -> dict[str, Any]:
+                   outbox: Path, stuck_after_s: int) -> dict[str, Any]:
     """One JSON-able picture of the pipeline, read from the emulator through its API only (so it
     works from another process too)."""
     sqs = client("sqs")
@@ -164,6 +176,8 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
     runs = client("glue").get_job_runs(JobName=outputs["EtlJobName"])["JobRuns"]
     states = [r["JobRunState"] for r in runs]
     failed = [{"key": i["key"], "reason": i.get("reason", "")} for i in ledger.by_state(State.FAILED)]
+    old = datetime.now(UTC) - timedelta(seconds=stuck_after_s)
+    stuck = [{"key": i["key"], "since": i["updated_at"]} for i in ledger.by_state(State.PENDING, old)]
     return {
         "endpoint": endpoint,
         "raw_bucket": outputs["RawBucketName"],
@@ -171,6 +185,7 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
         "artifacts_bucket": outputs["ArtifactsBucketName"],
         "ledger": ledger.count_by_state(),
         "failed_files": failed,
+        "stuck_pending": stuck,  # older than sweep age + sweep interval: the sweeper is not keeping up
         "job_runs": {"total": len(states), "active": sum(s in ("STARTING", "RUNNING") for s in states),
                      "finished": sum(s not in ("STARTING", "RUNNING") for s in states),
                      "by_state": {s: states.count(s) for s in sorted(set(states))}},
@@ -178,3 +193,19 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
         "emails": len(list(outbox.glob("*.eml"))) if outbox.exists() else 0,
         "outbox": str(outbox),
     }
+
+
+def redrive(client: Any, resource: Any, outputs: dict[str, str]) -> dict[str, int]:
+    """Recover what is stuck: messages in the ingest DLQ go back to the ingest queue (a file
+    already recorded is recognised as a duplicate event there), and FAILED files go back to
+    PENDING for the sweeper or the next crawl to claim."""
+    sqs = client("sqs")
+    moved = 0
+    while messages := sqs.receive_message(QueueUrl=outputs["IngestDLQUrl"],
+                                          MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sqs.send_message(QueueUrl=outputs["IngestQueueUrl"], MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=outputs["IngestDLQUrl"], ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    retried = DynamoLedger(resource("dynamodb").Table(outputs["LedgerTableName"])).retry_failed()
+    return {"messages": moved, "failed_files": retried}

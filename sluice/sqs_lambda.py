@@ -12,6 +12,7 @@ from typing import Any
 
 from sluice.deploy import EventSourceMapping
 from sluice.emulator import REGION, Emulator
+from sluice.faults import Faults
 from sluice.lambdas import FakeContext
 from sluice.timeline import Timeline
 
@@ -20,12 +21,13 @@ POLL_SECONDS = 0.05
 
 class SqsEventSource:
     def __init__(self, aws: Emulator, mapping: EventSourceMapping, function_name: str,
-                 handler: Callable[[dict, Any], dict], timeline: Timeline) -> None:
+                 handler: Callable[[dict, Any], dict], timeline: Timeline, faults: Faults) -> None:
         self.sqs = aws.client("sqs")
         self.mapping = mapping
         self.function_name = function_name
         self.handler = handler
         self.timeline = timeline
+        self.faults = faults
         self.queue_arn = self.sqs.get_queue_attributes(
             QueueUrl=mapping.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.invocations = 0
@@ -62,6 +64,13 @@ class SqsEventSource:
                 time.sleep(POLL_SECONDS)
         return batch
 
+    def _crash_after_half(self, batch: list[dict]) -> None:
+        """The function dies having handled part of its batch: what it did stays done, and the
+        whole batch comes back after the visibility timeout, as on Lambda."""
+        half = batch[:max(1, len(batch) // 2)]
+        self.handler({"Records": [self._record(m) for m in half]}, FakeContext(self.function_name))
+        raise RuntimeError(f"injected crash after {len(half)} of {len(batch)} records")
+
     def _record(self, message: dict) -> dict:
         return {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
                 "body": message["Body"], "attributes": message.get("Attributes", {}),
@@ -72,8 +81,13 @@ class SqsEventSource:
         self.invocations += 1
         started = time.monotonic()
         try:
+            if self.faults.take("handler-crash"):
+                self._crash_after_half(batch)
             response = self.handler({"Records": [self._record(m) for m in batch]},
                                     FakeContext(self.function_name)) or {}
+            if self.faults.take("sqs-duplicate"):  # at-least-once: the same message once more
+                self.timeline.emit("sqs", f"{self.function_name}: message delivered twice (injected)")
+                self.handler({"Records": [self._record(batch[0])]}, FakeContext(self.function_name))
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
             if not self.mapping.report_batch_item_failures and failed:
                 failed = {m["MessageId"] for m in batch}

@@ -20,6 +20,7 @@ from outputs import CatalogOutputs
 from run_summary import summary_message
 from runs import RunPlanner, RunSettings
 
+from ledger import State
 from ledger.table import DynamoLedger
 
 logger = Logger()
@@ -57,9 +58,13 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
         return _started(planner().start_runs(), trigger="crawler succeeded")
 
     if event.detail_type == "Scheduled Event":
+        # The sweep crawls rather than claims: a file left PENDING may be one whose crawl never
+        # came (its message is in the DLQ), so its table may not exist yet. The crawl's
+        # Succeeded event then starts runs for everything pending, as after any crawl.
         age = timedelta(seconds=int(os.environ.get("SWEEP_AFTER_SECONDS", "900")))
-        return _started(planner().start_runs(pending_before=datetime.now(UTC) - age),
-                        trigger="sweep")
+        if not planner().has_pending(before=datetime.now(UTC) - age):
+            return _ignored(event, "nothing pending for long")
+        return {"sweep": _start_crawler(os.environ["CRAWLER_NAME"])}
 
     if event.detail_type == "Glue Job State Change":
         if detail.get("jobName") != os.environ["JOB_NAME"]:
@@ -67,6 +72,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
         state = detail.get("state", "")
         if state in RUN_ENDED_BADLY:
             moved = planner().run_ended_badly(detail["jobRunId"], state, detail.get("message", ""))
+            if moved.get(State.DONE):  # it had committed: its output stands, so tell what it did
+                _notify_summary(detail["jobRunId"])
             logger.warning("run ended badly; files released", extra={
                 "job_run_id": detail["jobRunId"], "state": state,
                 "moved": {s.value: n for s, n in moved.items()}})
@@ -77,6 +84,15 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
         return _ignored(event, f"job state {state}")
 
     return _ignored(event, "unknown event")
+
+
+def _start_crawler(name: str) -> str:
+    glue = planner().jobs.glue
+    try:
+        glue.start_crawler(Name=name)
+    except glue.exceptions.CrawlerRunningException:
+        return "crawler already running"
+    return "crawler started"
 
 
 def _notify_summary(job_run_id: str) -> None:

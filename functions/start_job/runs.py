@@ -9,7 +9,7 @@ so these rules are tested with in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -46,6 +46,7 @@ class Ledger(Protocol):
     def release_claim(self, run_id: str, refs: list[FileRef]) -> None: ...
     def fail_run(self, run_id: str, max_attempts: int, reason: str) -> dict[State, int]: ...
     def mark_done(self, run_id: str, file_id: str, counts: RowCounts) -> bool: ...
+    def by_state(self, state: State, updated_before: datetime | None = None) -> Iterator[dict]: ...
 
 
 class Manifests(Protocol):
@@ -96,6 +97,10 @@ class RunPlanner:
                 raise
             started.append(StartedRun(run_id, job_run_id, uri, len(claimed), manifest.total_bytes))
             # Go round again even if the budget had room: the next file may simply not have fit.
+
+    def has_pending(self, before: datetime) -> bool:
+        """Is any file PENDING since before `before`? (What the sweep looks for.)"""
+        return next(iter(self.ledger.by_state(State.PENDING, before)), None) is not None
 
     def _give_back(self, run_id: str, claimed: list[FileRef]) -> None:
         self.ledger.release_claim(run_id, claimed)

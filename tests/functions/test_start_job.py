@@ -152,13 +152,16 @@ def test_files_fail_for_good_after_max_attempts(start_job, ledger, stack):
     assert start_job(event("crawler-succeeded.json")) == {"runs": []}
 
 
-def test_sweep_claims_only_files_pending_long_enough(start_job, ledger, stack):
+def test_sweep_crawls_only_when_a_file_is_pending_long_enough(start_job, ledger, stack):
+    glue = stack.client("glue")
+    _pending(ledger, 3, prefix="orders/new")
+    assert start_job(event("scheduled-sweep.json")) == {"ignored": "nothing pending for long"}
+    assert glue.get_crawler(Name=SETTINGS["CRAWLER_NAME"])["Crawler"]["State"] == "READY"
     old = DynamoLedger(ledger.table, now=lambda: datetime.now(UTC) - timedelta(hours=1))
     _pending(old, 2, prefix="orders/old")
-    _pending(ledger, 3, prefix="orders/new")
-    [run] = start_job(event("scheduled-sweep.json"))["runs"]
-    assert run["files"] == 2
-    assert ledger.count_by_state()["PENDING"] == 3
+    assert start_job(event("scheduled-sweep.json")) == {"sweep": "crawler started"}
+    assert start_job(event("scheduled-sweep.json")) == {"sweep": "crawler already running"}
+    assert ledger.count_by_state()["PENDING"] == 5  # the crawl's success event starts the runs
 
 
 def test_every_eventbridge_sample_event_is_accepted(start_job, events_dir, ledger):
@@ -167,7 +170,7 @@ def test_every_eventbridge_sample_event_is_accepted(start_job, events_dir, ledge
         if path.name.startswith("sqs-") or path.name == "env.json":
             continue
         result = start_job(json.loads(path.read_text()))
-        assert set(result) <= {"runs", "ignored", "released"}, path.name
+        assert set(result) <= {"runs", "ignored", "released", "sweep"}, path.name
 
 
 def _job_glue_client():

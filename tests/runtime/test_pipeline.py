@@ -4,21 +4,26 @@ module; each test writes to a dataset folder of its own and waits for its own fi
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Iterator
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 
 import boto3
 import pytest
 
 from ledger import State
-from ledger.table import DynamoLedger
 from sluice.runtime import Runtime
 from sluice.timeline import Timeline
+from tests.runtime.conftest import (
+    emails,
+    ledger_items,
+    ledger_of,
+    orders_csv,
+    processed_keys,
+    put,
+    wait,
+    wait_for_email,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -32,86 +37,21 @@ def runtime(tmp_path_factory) -> Iterator[Runtime]:
         yield rt
 
 
-def _orders_csv(n: int, start: int = 0, day: str = "2026-11-24") -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["order_id", "customer_id", "country", "amount", "currency", "event_time"])
-    for i in range(start, start + n):
-        writer.writerow([f"o-{i:06d}", f"c-{i % 50:04d}", "DE", f"{i % 90 + 1}.50", "EUR",
-                         f"{day}T{i % 24:02d}:15:00Z"])
-    return out.getvalue().encode()
-
-
-def _ledger(rt: Runtime) -> DynamoLedger:
-    return DynamoLedger(rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"]))
-
-
-def _items(rt: Runtime, dataset: str) -> list[dict]:
-    table = rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"])
-    items, kwargs = [], {"ConsistentRead": True}
-    while True:
-        page = table.scan(**kwargs)
-        items += [i for i in page["Items"] if i["key"].startswith(f"{dataset}/")]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _wait(rt: Runtime, dataset: str, files: int, states=("DONE", "SKIPPED", "FAILED"),
-          timeout: float = 180) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        items = _items(rt, dataset)
-        if len(items) >= files and all(i["state"] in states for i in items):
-            return items
-        time.sleep(0.25)
-    raise AssertionError(f"{dataset}: not settled in {timeout} s: "
-                         f"{[(i['key'], i['state']) for i in _items(rt, dataset)]}")
-
-
-def _emails(rt: Runtime) -> list[str]:
-    """Subject and body of each .eml, decoded as a mail program would."""
-    parsed = [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
-              for p in sorted(rt.outbox_dir.glob("*.eml"))]
-    return [f"{m['Subject']}\n{m.get_content()}" for m in parsed]
-
-
-def _wait_for_email(rt: Runtime, containing: str, before: int, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fresh = [e for e in _emails(rt)[before:] if containing in e]
-        if fresh:
-            return fresh[-1]
-        time.sleep(0.2)
-    raise AssertionError(f"no email containing {containing!r}: {_emails(rt)[before:]}")
-
-
-def _processed_keys(rt: Runtime, dataset: str) -> list[str]:
-    s3 = rt.aws.client("s3")
-    pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=rt.stack.outputs["ProcessedBucketName"], Prefix=f"{dataset}/")
-    return [o["Key"] for page in pages for o in page.get("Contents", [])]
-
-
-def _put(rt: Runtime, key: str, body: bytes) -> None:
-    rt.aws.client("s3").put_object(Bucket=rt.stack.outputs["RawBucketName"], Key=key, Body=body)
-
-
 def test_one_file_from_put_to_email(runtime):
-    before = len(_emails(runtime))
-    _put(runtime, "single/2026-11-24.csv", _orders_csv(20))
-    [item] = _wait(runtime, "single", 1)
+    before = len(emails(runtime))
+    put(runtime, "single/2026-11-24.csv", orders_csv(20))
+    [item] = wait(runtime, "single", 1)
     assert (item["state"], item["rows_in"], item["rows_out"], item["rows_bad"]) == ("DONE", 20, 20, 0)
-    assert "SUCCEEDED" in _wait_for_email(runtime, "SUCCEEDED", before)
-    assert any(k.endswith(".parquet") for k in _processed_keys(runtime, "single"))
+    assert "SUCCEEDED" in wait_for_email(runtime, "SUCCEEDED", before)
+    assert any(k.endswith(".parquet") for k in processed_keys(runtime, "single"))
 
 
 def test_burst_of_50_files_is_coalesced_and_each_done_exactly_once(runtime):
     crawls_before = sum(c.crawls for c in runtime.crawlers)
     runs_before = len(runtime.jobs[0].finished)
     for i in range(50):
-        _put(runtime, f"burst/part-{i:03d}.csv", _orders_csv(10, start=i * 10))
-    items = _wait(runtime, "burst", 50)
+        put(runtime, f"burst/part-{i:03d}.csv", orders_csv(10, start=i * 10))
+    items = wait(runtime, "burst", 50)
     assert len(items) == 50 and {i["state"] for i in items} == {"DONE"}
     assert sum(int(i["rows_out"]) for i in items) == 500
     assert sum(c.crawls for c in runtime.crawlers) - crawls_before <= 5
@@ -126,40 +66,40 @@ def test_crawler_running_loses_nothing(runtime):
         glue.start_crawler(Name=crawler.name)
         failures_before = sum(s.failed_records for s in runtime.sources)
         for i in range(3):
-            _put(runtime, f"busy/file-{i}.csv", _orders_csv(5, start=1000 + i * 5))
+            put(runtime, f"busy/file-{i}.csv", orders_csv(5, start=1000 + i * 5))
         deadline = time.monotonic() + 30
         while sum(s.failed_records for s in runtime.sources) - failures_before < 3:
             assert time.monotonic() < deadline, "the busy crawler was never reported"
             time.sleep(0.1)
-        assert {i["state"] for i in _items(runtime, "busy")} == {"PENDING"}  # kept, not lost
+        assert {i["state"] for i in ledger_items(runtime, "busy")} == {"PENDING"}  # kept, not lost
     finally:
         crawler.paused.clear()
-    items = _wait(runtime, "busy", 3)
+    items = wait(runtime, "busy", 3)
     assert [i["state"] for i in items] == ["DONE"] * 3
 
 
 def test_failing_job_emails_failed_and_returns_files_to_pending(runtime):
-    _put(runtime, "doomed/first.csv", _orders_csv(5, start=2000))
-    _wait(runtime, "doomed", 1)  # the table exists now
+    put(runtime, "doomed/first.csv", orders_csv(5, start=2000))
+    wait(runtime, "doomed", 1)  # the table exists now
     runtime.jobs[0].fail_next = RuntimeError("injected: executor lost")
-    before = len(_emails(runtime))
-    _put(runtime, "doomed/second.csv", _orders_csv(5, start=3000))
-    email = _wait_for_email(runtime, "FAILED", before)
+    before = len(emails(runtime))
+    put(runtime, "doomed/second.csv", orders_csv(5, start=3000))
+    email = wait_for_email(runtime, "FAILED", before)
     assert "injected: executor lost" in email
-    second = next(i for i in _items(runtime, "doomed") if i["key"] == "doomed/second.csv")
+    second = next(i for i in ledger_items(runtime, "doomed") if i["key"] == "doomed/second.csv")
     assert (second["state"], int(second["attempts"])) in {("PENDING", 1), ("CLAIMED", 1), ("DONE", 1)}
 
 
 def test_bad_rows_are_quarantined_counted_and_emailed(runtime):
-    before = len(_emails(runtime))
-    good = _orders_csv(10, start=4000)
+    before = len(emails(runtime))
+    good = orders_csv(10, start=4000)
     bad = good + b"o-x1,c-1,DE,1.00,EUR,not a time\n,c-2,DE,2.00,EUR,2026-11-24T10:00:00Z\n"
-    _put(runtime, "mixed/with-bad-rows.csv", bad)
-    [item] = _wait(runtime, "mixed", 1)
+    put(runtime, "mixed/with-bad-rows.csv", bad)
+    [item] = wait(runtime, "mixed", 1)
     assert (item["state"], item["rows_in"], item["rows_out"], item["rows_bad"]) == ("DONE", 12, 10, 2)
-    quarantine = [k for k in _processed_keys(runtime, "_quarantine") if "/mixed/" in k]
+    quarantine = [k for k in processed_keys(runtime, "_quarantine") if "/mixed/" in k]
     assert quarantine
-    email = _wait_for_email(runtime, "mixed/with-bad-rows.csv", before)
+    email = wait_for_email(runtime, "mixed/with-bad-rows.csv", before)
     assert "12 in, 10 out, 2 quarantined" in email and "_quarantine/" in email
 
 
@@ -167,8 +107,8 @@ def test_upload_through_a_plain_boto3_client_is_processed(runtime):
     s3 = boto3.client("s3", endpoint_url=runtime.aws.endpoint, region_name="us-east-1",
                       aws_access_key_id="x", aws_secret_access_key="y")
     s3.put_object(Bucket=runtime.stack.outputs["RawBucketName"], Key="external/orders.csv",
-                  Body=_orders_csv(7, start=5000))
-    [item] = _wait(runtime, "external", 1)
+                  Body=orders_csv(7, start=5000))
+    [item] = wait(runtime, "external", 1)
     assert item["state"] == State.DONE.value and item["rows_out"] == 7
 
 
@@ -179,7 +119,7 @@ def test_status_reports_the_contract_fields(runtime):
 
 
 def test_ledger_never_holds_two_items_for_one_file(runtime):
-    items = [i for i in _ledger(runtime).table.scan(ConsistentRead=True)["Items"]]
+    items = [i for i in ledger_of(runtime).table.scan(ConsistentRead=True)["Items"]]
     ids = [i["file_id"] for i in items]
     assert len(ids) == len(set(ids))
     assert Path(runtime.outbox_dir).exists()

@@ -66,6 +66,11 @@ def test_failed_run_returns_files_then_gives_up(aws, ledger_table):
         assert item["state"] == (State.FAILED.value if attempt == 3 else State.PENDING.value)
         assert sum(moved.values()) == 1
     assert ledger.claim_pending("run-4", RunBudget(10, 10**9)) == []
+    assert ledger.retry_failed() == 1  # redrive: a fresh start, the old reason kept aside
+    item = ledger.get(ref.file_id)
+    assert (item["state"], item["attempts"], item["previous_reason"]) == ("PENDING", 0, "job FAILED")
+    assert [r.file_id for r in ledger.claim_pending("run-5", RunBudget(10, 10**9))] == [ref.file_id]
+    assert ledger.retry_failed() == 0
 
 
 def test_mark_done_only_for_the_owning_run(aws, ledger_table):

@@ -120,6 +120,17 @@ class DynamoLedger:
             moved[new_state] += int(done)
         return moved
 
+    def retry_failed(self) -> int:
+        """Give every FAILED file a fresh start (PENDING, attempts 0; the last reason is kept as
+        previous_reason): what `sluice redrive` does once the cause is fixed. Returns how many."""
+        retried = 0
+        for item in list(self.by_state(State.FAILED)):
+            retried += int(self._update(
+                item["file_id"], "SET #s = :pending, attempts = :zero, previous_reason = reason, "
+                "updated_at = :now REMOVE reason", "#s = :failed",
+                {":pending": State.PENDING.value, ":zero": 0, ":failed": State.FAILED.value}))
+        return retried
+
     # --- the Glue job ------------------------------------------------------------------------
 
     def mark_done(self, run_id: str, file_id: str, counts: RowCounts) -> bool:

@@ -1,0 +1,131 @@
+"""Fault injection for the local runtime: each fault is off until armed, and fires N times.
+
+    sluice up --fault crawler-running=3 --fault job-throttled=2
+    runtime.faults.arm("handler-crash")          # on a running runtime (tests)
+
+AWS errors are injected at botocore's HTTP layer (a `before-send` hook on the default session,
+which the handlers' and the job's clients are created from), so botocore's own retries and the
+handlers' own error handling run exactly as they would against AWS. The other faults are
+switches read by the module that owns the behaviour (sqs_lambda, job_runner).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+
+FAULTS = {
+    "crawler-running": "StartCrawler answers CrawlerRunningException",
+    "job-concurrency": "StartJobRun answers ConcurrentRunsExceededException",
+    "job-throttled": "StartJobRun answers ThrottlingException (botocore retries it)",
+    "handler-crash": "StartCrawlerFunction handles half of its batch, then crashes",
+    "sqs-duplicate": "the ingest queue delivers a message a second time",
+    "job-fails-after-write": "the Glue job fails after writing and registering output, before its "
+                             "commit point",
+    "job-timeout-after-commit": "the Glue job times out after its commit point, before marking files DONE",
+}
+
+# operation -> (fault, error code, HTTP status)
+_API_FAULTS = {
+    "glue.StartCrawler": [("crawler-running", "CrawlerRunningException", 400)],
+    "glue.StartJobRun": [("job-concurrency", "ConcurrentRunsExceededException", 400),
+                         ("job-throttled", "ThrottlingException", 400)],
+}
+JOB_THREAD = "glue-jobs"
+
+
+class InjectedTimeout(Exception):
+    """Raised inside a job run; the job runner reports the run as TIMEOUT."""
+
+
+class Faults:
+    def __init__(self, armed: dict[str, int] | None = None) -> None:
+        self._armed: Counter[str] = Counter()
+        self.fired: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        for name, times in (armed or {}).items():
+            self.arm(name, times)
+
+    @classmethod
+    def parse(cls, specs: list[str]) -> Faults:
+        """`["crawler-running=3", "handler-crash"]` -> armed faults (a bare name means once)."""
+        armed: dict[str, int] = {}
+        for spec in specs:
+            name, _, times = spec.partition("=")
+            armed[name] = int(times or 1)
+        return cls(armed)
+
+    def arm(self, name: str, times: int = 1) -> None:
+        if name not in FAULTS:
+            raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        with self._lock:
+            self._armed[name] += times
+
+    def take(self, name: str) -> bool:
+        """True (and one fewer left) if the fault is armed: the caller makes it happen now."""
+        with self._lock:
+            if self._armed[name] <= 0:
+                return False
+            self._armed[name] -= 1
+            self.fired[name] += 1
+            return True
+
+    def armed(self) -> dict[str, int]:
+        with self._lock:
+            return {name: n for name, n in self._armed.items() if n > 0}
+
+    # --- AWS API errors --------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Make these the process's faults. The hook goes on the default boto3 session before
+        any handler has made its clients (clients copy the session's hooks when created)."""
+        global _active
+        _active = self
+        boto3._get_default_session().events.register("before-send", _before_send, unique_id="sluice-faults")
+
+    def before_send(self, request: Any, event_name: str) -> AWSResponse | None:
+        operation = event_name.removeprefix("before-send.")
+        for fault, code, status in _API_FAULTS.get(operation, []):
+            if self.take(fault):
+                return _error(request.url, code, status)
+        if threading.current_thread().name == JOB_THREAD:
+            return self._job_fault(request, operation)
+        return None
+
+    def _job_fault(self, request: Any, operation: str) -> AWSResponse | None:
+        summary = operation == "s3.PutObject" and request.url.endswith("/summary.json")
+        if summary and self.take("job-fails-after-write"):
+            return _error(request.url, "AccessDenied", 403, xml=True)
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        marking_done = operation == "dynamodb.UpdateItem" and '"DONE"' in body
+        if marking_done and self.take("job-timeout-after-commit"):
+            raise InjectedTimeout("job run timed out (injected) while marking files DONE")
+        return None
+
+
+_active: Faults | None = None
+
+
+def _before_send(request: Any, event_name: str, **_: object) -> AWSResponse | None:
+    return _active.before_send(request, event_name) if _active else None
+
+
+def _error(url: str, code: str, status: int, xml: bool = False) -> AWSResponse:
+    """An error response as the service would send it (S3 speaks XML, the others JSON)."""
+    body = (f"<Error><Code>{code}</Code><Message>injected {code}</Message></Error>".encode() if xml
+            else json.dumps({"__type": code, "message": f"injected {code}"}).encode())
+    return AWSResponse(url, status, {"x-amzn-query-error": f"{code};Sender"}, _Body(body))
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield self.body

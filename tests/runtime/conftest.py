@@ -1,0 +1,113 @@
+"""Shared by the end-to-end tests: put files, wait for the ledger, read emails and output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from email import policy
+from email.parser import BytesParser
+
+import pyarrow.parquet as pq
+
+from ledger.table import DynamoLedger
+from sluice.runtime import Runtime
+
+
+def orders_csv(n: int, start: int = 0, day: str = "2026-11-24") -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["order_id", "customer_id", "country", "amount", "currency", "event_time"])
+    for i in range(start, start + n):
+        writer.writerow([f"o-{i:06d}", f"c-{i % 50:04d}", "DE", f"{i % 90 + 1}.50", "EUR",
+                         f"{day}T{i % 24:02d}:15:00Z"])
+    return out.getvalue().encode()
+
+
+def ledger_of(rt: Runtime) -> DynamoLedger:
+    return DynamoLedger(rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"]))
+
+
+def ledger_items(rt: Runtime, dataset: str) -> list[dict]:
+    table = rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"])
+    items, kwargs = [], {"ConsistentRead": True}
+    while True:
+        page = table.scan(**kwargs)
+        items += [i for i in page["Items"] if i["key"].startswith(f"{dataset}/")]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def wait(rt: Runtime, dataset: str, files: int, states=("DONE", "SKIPPED", "FAILED"),
+          timeout: float = 180) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = ledger_items(rt, dataset)
+        if len(items) >= files and all(i["state"] in states for i in items):
+            return items
+        time.sleep(0.25)
+    raise AssertionError(f"{dataset}: not settled in {timeout} s: "
+                         f"{[(i['key'], i['state']) for i in ledger_items(rt, dataset)]}")
+
+
+def emails(rt: Runtime) -> list[str]:
+    """Subject and body of each .eml, decoded as a mail program would."""
+    parsed = [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
+              for p in sorted(rt.outbox_dir.glob("*.eml"))]
+    return [f"{m['Subject']}\n{m.get_content()}" for m in parsed]
+
+
+def wait_for_email(rt: Runtime, containing: str, before: int, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fresh = [e for e in emails(rt)[before:] if containing in e]
+        if fresh:
+            return fresh[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no email containing {containing!r}: {emails(rt)[before:]}")
+
+
+def processed_keys(rt: Runtime, dataset: str) -> list[str]:
+    s3 = rt.aws.client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=rt.stack.outputs["ProcessedBucketName"], Prefix=f"{dataset}/")
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def put(rt: Runtime, key: str, body: bytes) -> None:
+    rt.aws.client("s3").put_object(Bucket=rt.stack.outputs["RawBucketName"], Key=key, Body=body)
+
+
+def output_ids(rt: Runtime, table: str) -> list[str]:
+    """order_id of every row in the processed table's objects (not only registered partitions)."""
+    s3 = rt.aws.client("s3")
+    bucket = rt.stack.outputs["ProcessedBucketName"]
+    ids: list[str] = []
+    for key in processed_keys(rt, table):
+        if key.endswith(".parquet"):
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            ids += pq.read_table(io.BytesIO(body), columns=["order_id"]).column(0).to_pylist()
+    return ids
+
+
+def quarantined(rt: Runtime, table: str) -> list[str]:
+    """Quarantine records (JSON lines) for the table."""
+    s3 = rt.aws.client("s3")
+    bucket = rt.stack.outputs["ProcessedBucketName"]
+    lines: list[str] = []
+    for key in processed_keys(rt, f"_quarantine/{table}"):
+        lines += [x for x in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines() if x]
+    return lines
+
+
+def assert_each_row_once(rt: Runtime, table: str, expected_ids: set[str]) -> None:
+    """No duplicate rows, no missing rows, and the ledger's counts add up."""
+    ids = output_ids(rt, table)
+    assert len(ids) == len(set(ids)), "a row was written twice"
+    assert set(ids) == expected_ids, f"missing: {sorted(expected_ids - set(ids))[:5]}"
+    items = ledger_items(rt, table)
+    assert sum(int(i["rows_in"]) for i in items) == (
+        len(ids) + len(quarantined(rt, table)) + sum(int(i.get("rows_duplicate", 0)) for i in items))
+
+

@@ -1,0 +1,148 @@
+"""Each fault the runtime can inject, through the whole pipeline: the final ledger state, every
+row written exactly once (rows in = rows out + quarantined + duplicates), the DLQ, and the email.
+
+The runtime here runs with compressed timings (visibility 4 s, 2 receives before the DLQ, a
+sweep every 2 s of files pending 3 s) so that retries happen within a test; the rules are the
+template's, only the clock is faster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from sluice.deploy import local_parameters
+from sluice.runtime import Runtime, redrive
+from sluice.timeline import Timeline
+from tests.runtime.conftest import (
+    assert_each_row_once,
+    emails,
+    ledger_items,
+    orders_csv,
+    put,
+    wait,
+    wait_for_email,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+FAST = {"IngestVisibilityTimeoutSeconds": "4", "IngestMaxReceiveCount": "2", "SweepAfterSeconds": "3"}
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory) -> Iterator[Runtime]:
+    state = tmp_path_factory.mktemp("sluice-faults")
+    with Runtime(state_dir=state, timeline=Timeline(quiet=True), schedule_every=2,
+                 parameters={**local_parameters(), **FAST}) as rt:
+        assert rt.jobs[0].ready.wait(timeout=180), "Spark did not start"
+        yield rt
+
+
+def _put_orders(rt: Runtime, table: str, files: int, rows: int = 10) -> set[str]:
+    for f in range(files):
+        put(rt, f"{table}/part-{f}.csv", orders_csv(rows, start=f * rows))
+    return {f"o-{i:06d}" for i in range(files * rows)}
+
+
+def _dlq(rt: Runtime) -> int:
+    return rt.status()["queues"]["ingest_dlq"]
+
+
+def test_crawler_already_running(runtime):
+    runtime.faults.arm("crawler-running", 1)
+    before = len(emails(runtime))
+    expected = _put_orders(runtime, "fault_crawler", 3)
+    items = wait(runtime, "fault_crawler", 3, timeout=60)
+    assert {i["state"] for i in items} == {"DONE"}
+    assert runtime.faults.fired["crawler-running"] >= 1
+    assert_each_row_once(runtime, "fault_crawler", expected)
+    assert _dlq(runtime) == 0
+    assert "fault_crawler/part-0.csv" in wait_for_email(runtime, "fault_crawler/part-0.csv", before)
+
+
+@pytest.mark.parametrize("fault", ["job-concurrency", "job-throttled"])
+def test_start_job_run_refused_or_throttled(runtime, fault):
+    runtime.faults.arm(fault, 2)
+    table = f"fault_{fault.replace('-', '_')}"
+    expected = _put_orders(runtime, table, 2)
+    items = wait(runtime, table, 2, timeout=60)  # throttling: botocore retries; refusal: the sweeper
+    assert {i["state"] for i in items} == {"DONE"} and {int(i.get("attempts", 0)) for i in items} == {0}
+    assert runtime.faults.fired[fault] >= 1
+    assert_each_row_once(runtime, table, expected)
+
+
+def test_handler_crashes_after_part_of_its_batch(runtime):
+    runtime.faults.arm("handler-crash", 1)
+    expected = _put_orders(runtime, "fault_crash", 4)
+    items = wait(runtime, "fault_crash", 4, timeout=60)
+    assert runtime.faults.fired["handler-crash"] == 1
+    assert len(items) == 4 and {i["state"] for i in items} == {"DONE"}  # one item per file
+    assert_each_row_once(runtime, "fault_crash", expected)
+    assert _dlq(runtime) == 0
+
+
+def test_a_message_delivered_twice(runtime):
+    runtime.faults.arm("sqs-duplicate", 2)
+    expected = _put_orders(runtime, "fault_twice", 2)
+    items = wait(runtime, "fault_twice", 2, timeout=60)
+    assert runtime.faults.fired["sqs-duplicate"] == 2
+    assert len(items) == 2 and {i["state"] for i in items} == {"DONE"}
+    assert_each_row_once(runtime, "fault_twice", expected)
+
+
+def test_job_fails_after_writing_output(runtime):
+    runtime.faults.arm("job-fails-after-write", 1)
+    before = len(emails(runtime))
+    expected = _put_orders(runtime, "fault_jobfail", 2)
+    assert "AccessDenied" in wait_for_email(runtime, "FAILED", before)
+    items = wait(runtime, "fault_jobfail", 2, timeout=60)
+    # retried under a new run id; the failed run's partitions and objects were discarded
+    assert {(i["state"], int(i["attempts"])) for i in items} == {("DONE", 1)}
+    assert_each_row_once(runtime, "fault_jobfail", expected)
+    assert "fault_jobfail/part-1.csv" in wait_for_email(runtime, "fault_jobfail/part-1.csv", before)
+
+
+def test_job_times_out_after_its_commit_point(runtime):
+    runtime.faults.arm("job-timeout-after-commit", 1)
+    before = len(emails(runtime))
+    expected = _put_orders(runtime, "fault_timeout", 2)
+    assert "TIMEOUT" in wait_for_email(runtime, "TIMEOUT", before)
+    items = wait(runtime, "fault_timeout", 2, timeout=60)
+    # the output was complete: finished from the run summary, not run again
+    assert {(i["state"], int(i.get("attempts", 0))) for i in items} == {("DONE", 0)}
+    assert_each_row_once(runtime, "fault_timeout", expected)
+    assert "fault_timeout/part-0.csv" in wait_for_email(runtime, "fault_timeout/part-0.csv", before)
+
+
+def test_sweeper_claims_a_file_whose_crawl_never_came_and_redrive_recovers_the_dlq(runtime):
+    runtime.faults.arm("crawler-running", 2)  # both receives fail: the message rests in the DLQ
+    expected = _put_orders(runtime, "fault_sweep", 1)
+    items = wait(runtime, "fault_sweep", 1, timeout=60)  # no new upload: the sweeper claimed it
+    assert [i["state"] for i in items] == ["DONE"]
+    assert_each_row_once(runtime, "fault_sweep", expected)
+    deadline = time.monotonic() + 30
+    while _dlq(runtime) == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _dlq(runtime) == 1
+    assert redrive(runtime.aws.client, runtime.aws.resource, runtime.stack.outputs)["messages"] == 1
+    time.sleep(2)  # the redriven event is a duplicate of a DONE file: nothing moves
+    assert [i["state"] for i in ledger_items(runtime, "fault_sweep")] == ["DONE"]
+    assert_each_row_once(runtime, "fault_sweep", expected)
+
+
+def test_poison_message_rests_in_the_dlq_and_nothing_else_is_held_up(runtime):
+    sqs = runtime.aws.client("sqs")
+    sqs.send_message(QueueUrl=runtime.stack.outputs["IngestQueueUrl"], MessageBody="not an S3 event")
+    expected = _put_orders(runtime, "fault_poison", 1)
+    wait(runtime, "fault_poison", 1, timeout=60)
+    assert_each_row_once(runtime, "fault_poison", expected)
+    deadline = time.monotonic() + 30
+    while _dlq(runtime) == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    message = sqs.receive_message(QueueUrl=runtime.stack.outputs["IngestDLQUrl"])["Messages"][0]
+    assert message["Body"] == "not an S3 event"
+    status = json.loads(json.dumps(runtime.status()))
+    assert status["queues"]["ingest_dlq"] == 1
