@@ -69,7 +69,8 @@ class Runtime:
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("SLUICE_FUNCTION_LOG_LEVEL", "WARNING")
         self._seed_reference_data()
         self.faults.install()
-        handlers = {lid: load_handler(fn.code_dir, fn.handler, cold=True) for lid, fn in stack.functions.items()}
+        handlers = {lid: load_handler(fn.code_dir, fn.handler, cold=True)
+                    for lid, fn in stack.functions.items()}
         for mapping in stack.mappings:
             fn = stack.functions[mapping.function]
             self.sources.append(SqsEventSource(self.aws, mapping, fn.name, handlers[fn.logical_id],
