@@ -23,6 +23,9 @@ def summary_message(summary: dict) -> tuple[str, str]:
                      f"{f['rows_duplicate']} duplicate{note}")
     if totals.get("rows_bad") or any(f.get("note") for f in summary.get("files", [])):
         lines += ["", f"Quarantined rows, with the reason and source file: {summary.get('quarantine', '')}"]
+    if summary.get("returned"):
+        lines += ["", "Not processed in this run, returned to the ledger (retried, then FAILED):",
+                  *(f"  {f['file']}: {f['reason']}" for f in summary["returned"])]
     if summary.get("output_partitions"):
         lines += ["", "Written partitions:", *(f"  {p}" for p in summary["output_partitions"])]
     return subject[:100], "\n".join(lines)

@@ -14,7 +14,8 @@ from awsglue.utils import getResolvedOptions
 REQUIRED = ["run_id", "manifest_uri", "ledger_table", "raw_database", "processed_database",
             "processed_bucket", "artifacts_bucket"]
 OPTIONAL = {"output_format": "parquet", "compression": "snappy", "partition_granularity": "day",
-            "timestamp_column": "event_time", "dedup_keys": "", "lookup_uri": "", "lookup_key": ""}
+            "timestamp_column": "event_time", "dedup_keys": "", "lookup_uri": "", "lookup_key": "",
+            "max_attempts": "3"}
 GRANULARITY = {"none": [], "year": ["year"], "month": ["year", "month"],
                "day": ["year", "month", "day"], "hour": ["year", "month", "day", "hour"]}
 
@@ -36,6 +37,7 @@ class JobArguments:
     lookup_uri: str = ""
     lookup_key: str = ""
     job_run_id: str = ""
+    max_attempts: int = 3
 
     @property
     def date_parts(self) -> list[str]:
@@ -57,4 +59,5 @@ def parse(argv: list[str]) -> JobArguments:
         timestamp_column=optional["timestamp_column"],
         dedup_keys=tuple(k.strip() for k in optional["dedup_keys"].split(",") if k.strip()),
         lookup_uri=optional["lookup_uri"], lookup_key=optional["lookup_key"],
+        max_attempts=int(optional["max_attempts"]),
         job_run_id=values.get("JOB_RUN_ID") or "")  # Glue passes it; getResolvedOptions reserves it

@@ -18,11 +18,11 @@ def raw_tables(glue: Any, database: str) -> list[dict]:
             for t in page["TableList"]]
 
 
-def table_for(ref: FileRef, tables: list[dict]) -> dict:
-    """The table whose location is the longest prefix of the file's URI."""
+def table_for(ref: FileRef, tables: list[dict]) -> dict | None:
+    """The table whose location is the longest prefix of the file's URI (None: not catalogued)."""
     matches = [t for t in tables if ref.uri.startswith(t["StorageDescriptor"]["Location"].rstrip("/") + "/")]
     if not matches:
-        raise LookupError(f"no catalog table covers {ref.uri}: has the crawler run on it?")
+        return None
     return max(matches, key=lambda t: len(t["StorageDescriptor"]["Location"]))
 
 

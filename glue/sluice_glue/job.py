@@ -38,11 +38,20 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage) -> dict[str, 
     ledger = DynamoLedger(boto3.resource("dynamodb").Table(args.ledger_table))
     tables = catalog.raw_tables(glue, args.raw_database)
     groups: dict[str, list[tuple[int, FileRef]]] = {}
+    uncatalogued: list[FileRef] = []
     for index, ref in enumerate(manifest.files):
-        groups.setdefault(catalog.table_for(ref, tables)["Name"], []).append((index, ref))
-    lookup = _lookup(spark, args, storage)
+        table = catalog.table_for(ref, tables)
+        if table is None:
+            uncatalogued.append(ref)
+        else:
+            groups.setdefault(table["Name"], []).append((index, ref))
     summary: dict[str, Any] = {"run_id": args.run_id, "job_run_id": args.job_run_id, "tables": {},
-                               "files": [], "output_partitions": []}
+                               "files": [], "output_partitions": [], "returned": []}
+    if uncatalogued:  # one such file must not fail the others: it alone goes back, attempts+1
+        reason = "no catalog table covers the file (the crawler has not catalogued it, or could not)"
+        ledger.fail_run(args.run_id, args.max_attempts, reason, only={r.file_id for r in uncatalogued})
+        summary["returned"] = [{"file": r.uri, "reason": reason} for r in uncatalogued]
+    lookup = _lookup(spark, args, storage)
     for name, members in sorted(groups.items()):
         table = next(t for t in tables if t["Name"] == name)
         summary["tables"][name] = _process_table(spark, args, storage, glue, table, members, lookup,
@@ -143,7 +152,11 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
     paths = storage.inputs(refs)
     uris = {i: ref.uri for i, ref in enumerate(refs)}
     read_paths = [storage.read_path(ref, i) for i, ref in enumerate(refs)]
-    raw = transforms.with_file_index(transforms.read_raw(spark, read_paths, table, columns), paths)
+    delimiter = table["StorageDescriptor"].get("SerdeInfo", {}).get("Parameters", {}).get("field.delim", ",")
+    headers = {path: transforms.header_names(storage.first_line(ref, i), delimiter)
+               for i, (ref, path) in enumerate(zip(refs, read_paths, strict=True))
+               if table.get("Parameters", {}).get("classification", "csv") == "csv"}
+    raw = transforms.with_file_index(transforms.read_raw(spark, read_paths, table, columns, headers), paths)
     raw = transforms.with_partition_values(raw, partition_keys, {
         i: dict(seg.split("=", 1) for seg in ref.key.split("/")[:-1] if "=" in seg)
         for i, ref in enumerate(refs)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,6 +40,11 @@ class Storage:
 
     def output_root(self, bucket: str, prefix: str) -> str:
         return f"s3://{bucket}/{prefix}"
+
+    def first_line(self, ref: FileRef, index: int) -> str:
+        """The file's first line (its CSV header), from its first 64 KiB; "" if unreadable."""
+        head = self.s3.get_object(Bucket=ref.bucket, Key=ref.key, Range="bytes=0-65535")["Body"].read()
+        return _first_line(head, ref.key.endswith(".gz"))
 
     def publish(self, bucket: str, prefix: str, run_dirs: list[str]) -> None:
         """Spark wrote in place (dynamic partition overwrite replaced this run's partitions)."""
@@ -76,6 +82,10 @@ class LocalStorage(Storage):
         (self.root / "in").mkdir(exist_ok=True)
         return str(self.root / "in" / f"f{index:06d}{suffix}")
 
+    def first_line(self, ref: FileRef, index: int) -> str:
+        with open(self.read_path(ref, index), "rb") as staged:
+            return _first_line(staged.read(65536), ref.key.endswith(".gz"))
+
     def fetch(self, uri: str) -> str:
         bucket, key = uri.removeprefix("s3://").split("/", 1)
         local = self.root / "ref" / key.rsplit("/", 1)[-1]
@@ -102,3 +112,12 @@ class LocalStorage(Storage):
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _first_line(head: bytes, gz: bool) -> str:
+    try:
+        if gz:  # a partial gzip stream decompresses as far as it goes
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 65536)
+        return head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    except zlib.error:
+        return ""

@@ -10,7 +10,9 @@ _bad_reason, _duplicate.
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -23,22 +25,51 @@ def raw_schema(columns: list[tuple[str, str]]) -> StructType:
                       + [StructField(CORRUPT, StringType())])
 
 
-def read_raw(spark: SparkSession, paths: list[str], table: dict, columns: list[tuple[str, str]]) -> DataFrame:
+def read_raw(spark: SparkSession, paths: list[str], table: dict, columns: list[tuple[str, str]],
+             headers: dict[str, list[str]] | None = None) -> DataFrame:
+    """Every catalog column as a string, by name. CSV files are read in groups of equal header
+    (`headers`: path -> its header's column names), so a file with a column more, a column less
+    or another order still lands in the right columns; a column a file lacks is null."""
     params = table.get("Parameters", {})
     serde = table["StorageDescriptor"].get("SerdeInfo", {}).get("Parameters", {})
     kind = params.get("classification", "csv")
     if kind == "parquet":
-        df = spark.read.parquet(*paths)
-        return df.select(*[F.col(n).cast("string").alias(n) for n, _ in columns]).withColumn(
-            CORRUPT, F.lit(None).cast("string"))
-    reader = spark.read.schema(raw_schema(columns)).option("mode", "PERMISSIVE").option(
-        "columnNameOfCorruptRecord", CORRUPT)
+        df = spark.read.option("mergeSchema", True).parquet(*paths)
+        return df.select(*[(F.col(n) if n in df.columns else F.lit(None)).cast("string").alias(n)
+                           for n, _ in columns]).withColumn(CORRUPT, F.lit(None).cast("string"))
     if kind == "json":
-        return reader.json(paths)
+        return _permissive(spark, columns).json(paths)
     delimiter = serde.get("field.delim") or serde.get("separatorChar") or params.get("delimiter", ",")
     header = params.get("skip.header.line.count", "1") != "0"
-    return reader.option("header", header).option("sep", delimiter).option(
-        "enforceSchema", True).csv(paths)
+    catalog_names = [n for n, _ in columns]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path in paths:
+        names = (headers or {}).get(path) if header else None
+        groups.setdefault(tuple(names or catalog_names), []).append(path)
+    frames = []
+    for names, group in groups.items():
+        df = _permissive(spark, [(n, "string") for n in names]).option("header", header).option(
+            "sep", delimiter).option("enforceSchema", True).csv(group)
+        present = {n.lower() for n in names}  # Spark resolves column names case-insensitively
+        frames.append(df.select(*[(F.col(n) if n.lower() in present else F.lit(None).cast("string")).alias(n)
+                                  for n in catalog_names], CORRUPT))
+    return reduce(DataFrame.unionByName, frames)
+
+
+def _permissive(spark: SparkSession, columns: list[tuple[str, str]]) -> DataFrameReader:
+    """Malformed records are kept, their raw text in the _corrupt column, never dropped."""
+    return spark.read.schema(raw_schema(columns)).option("mode", "PERMISSIVE").option(
+        "columnNameOfCorruptRecord", CORRUPT)
+
+
+def header_names(first_line: str, delimiter: str) -> list[str] | None:
+    """Column names of a CSV header line, or None if it does not look like one.
+
+    >>> header_names('order_id,"amount",event_time', ",")
+    ['order_id', 'amount', 'event_time']
+    """
+    names = [n.strip().strip('"').strip() for n in first_line.rstrip("\r\n").split(delimiter)]
+    return names if all(names) and len(set(names)) == len(names) else None
 
 
 def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:

@@ -75,14 +75,18 @@ def _keys(aws, prefix: str) -> list[str]:
     return sorted(o["Key"] for o in listed.get("Contents", []))
 
 
-def _order_ids(aws, prefix: str) -> list[str]:
+def _rows(aws, prefix: str) -> list[dict]:
     s3 = aws.client("s3")
-    ids = []
+    rows = []
     for key in _keys(aws, prefix):
         if key.endswith(".parquet"):
             body = s3.get_object(Bucket=PROCESSED, Key=key)["Body"].read()
-            ids += pq.read_table(io.BytesIO(body), columns=["order_id"]).column(0).to_pylist()
-    return ids
+            rows += pq.read_table(io.BytesIO(body)).to_pylist()
+    return rows
+
+
+def _order_ids(aws, prefix: str) -> list[str]:
+    return [r["order_id"] for r in _rows(aws, prefix)]
 
 
 def test_formats_quarantine_dedup_catalog_summary_and_ledger(pipeline, spark):
@@ -153,11 +157,12 @@ def test_empty_and_corrupt_files_are_accounted_for(pipeline, spark):
     assert b"header-only.csv" in quarantined and b"broken.csv.gz" in quarantined
 
 
-def test_a_file_without_a_catalog_table_fails_the_run_and_is_not_marked_done(pipeline, spark):
+def test_a_file_without_a_catalog_table_goes_back_alone(pipeline, spark):
     _, ledger, _ = pipeline
-    with pytest.raises(LookupError):
-        _run(pipeline, spark, {"uncrawled/a.csv": _csv(2).encode()}, crawl=False)
-    assert [i["state"] for i in ledger.table.scan()["Items"]] == ["CLAIMED"]
+    summary = _run(pipeline, spark, {"uncrawled/a.csv": _csv(2).encode()}, crawl=False)
+    [item] = ledger.table.scan()["Items"]
+    assert (item["state"], item["attempts"]) == ("PENDING", 1)
+    assert "no catalog table" in item["reason"] and summary["returned"][0]["file"].endswith("uncrawled/a.csv")
 
 
 def test_parquet_input_with_hive_partitions_uses_the_catalog_schema(pipeline, spark):
@@ -176,3 +181,16 @@ def test_parquet_input_with_hive_partitions_uses_the_catalog_schema(pipeline, sp
     written = pq.read_table(io.BytesIO(body["Body"].read()))
     assert written.schema.field("amount").type == pa.float64()
     assert str(written.schema.field("event_time").type).startswith("timestamp")
+
+
+def test_csv_columns_are_matched_by_header_name_not_position(pipeline, spark):
+    aws, _, _ = pipeline
+    _run(pipeline, spark, {
+        "orders/a.csv": _csv(2).encode(),
+        "orders/reordered.csv": b"event_time,order_id,amount,country,customer_id,currency\n"
+                                b"2026-11-24T05:00:00Z,o-r1,3.50,FR,c-9,EUR\n",
+        "orders/fewer.csv": b"order_id,event_time,amount\no-f1,2026-11-24T06:00:00Z,1.25\n"})
+    rows = {r["order_id"]: r for r in _rows(aws, "orders/")}
+    reordered = rows["o-r1"]
+    assert (reordered["country"], reordered["amount"], reordered["customer_id"]) == ("FR", 3.5, "c-9")
+    assert (rows["o-f1"]["amount"], rows["o-f1"]["country"]) == (1.25, None)  # a missing column is null

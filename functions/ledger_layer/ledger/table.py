@@ -100,13 +100,14 @@ class DynamoLedger:
                 {":pending": State.PENDING.value, ":claimed": State.CLAIMED.value, ":run": run_id},
             )
 
-    def fail_run(self, run_id: str, max_attempts: int, reason: str) -> dict[State, int]:
-        """A run failed, timed out or was stopped: each of its still-claimed files goes back to
-        PENDING with attempts+1, or to FAILED with the reason once attempts reach max_attempts.
-        Returns how many files went to each state."""
+    def fail_run(self, run_id: str, max_attempts: int, reason: str,
+                 only: set[str] | None = None) -> dict[State, int]:
+        """A run failed, timed out or was stopped: each of its still-claimed files (or just the
+        file ids in `only`) goes back to PENDING with attempts+1, or to FAILED with the reason
+        once attempts reach max_attempts. Returns how many files went to each state."""
         moved = {State.PENDING: 0, State.FAILED: 0}
         for item in self.by_run(run_id):
-            if item["state"] != State.CLAIMED.value:
+            if item["state"] != State.CLAIMED.value or (only is not None and item["file_id"] not in only):
                 continue
             new_state, attempts = state_after_failed_run(int(item.get("attempts", 0)), max_attempts)
             done = self._update(
