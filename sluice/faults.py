@@ -67,6 +67,10 @@ class Faults:
         with self._lock:
             self._armed[name] += times
 
+    def disarm(self, name: str) -> None:
+        with self._lock:
+            self._armed.pop(name, None)
+
     def take(self, name: str) -> bool:
         """True (and one fewer left) if the fault is armed: the caller makes it happen now."""
         with self._lock:

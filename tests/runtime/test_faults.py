@@ -118,15 +118,17 @@ def test_job_times_out_after_its_commit_point(runtime):
 
 
 def test_sweeper_claims_a_file_whose_crawl_never_came_and_redrive_recovers_the_dlq(runtime):
-    runtime.faults.arm("crawler-running", 2)  # both receives fail: the message rests in the DLQ
+    runtime.faults.arm("crawler-running", 1000)  # every crawl refused: the message ends in the DLQ
     expected = _put_orders(runtime, "fault_sweep", 1)
-    items = wait(runtime, "fault_sweep", 1, timeout=60)  # no new upload: the sweeper claimed it
-    assert [i["state"] for i in items] == ["DONE"]
-    assert_each_row_once(runtime, "fault_sweep", expected)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while _dlq(runtime) == 0 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _dlq(runtime) == 1
+    assert [i["state"] for i in ledger_items(runtime, "fault_sweep")] == ["PENDING"]  # kept, not lost
+    runtime.faults.disarm("crawler-running")
+    items = wait(runtime, "fault_sweep", 1, timeout=60)  # no new upload: the sweeper re-crawled
+    assert [i["state"] for i in items] == ["DONE"]
+    assert_each_row_once(runtime, "fault_sweep", expected)
     assert redrive(runtime.aws.client, runtime.aws.resource, runtime.stack.outputs)["messages"] == 1
     time.sleep(2)  # the redriven event is a duplicate of a DONE file: nothing moves
     assert [i["state"] for i in ledger_items(runtime, "fault_sweep")] == ["DONE"]
