@@ -1,6 +1,8 @@
 """`sluice`: the local runtime's command line.
 
-    sluice up [--port N] [--fault NAME[=N]]...  start the pipeline in the foreground (Ctrl-C stops it)
+    sluice up [--port N] [--fault NAME[=N]]... [--fresh]
+                                                start the pipeline in the foreground (Ctrl-C stops it;
+                                                its state is saved and the next `up` resumes it)
     sluice demo [--fault NAME[=N]]...           up + ingest samples/ + wait for the email + show the
                                                 output (make run)
     sluice ingest FILE... [--key KEY]   upload to the raw bucket of the running pipeline
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the pipeline in the foreground")
     up.add_argument("--port", type=int, default=int(os.environ.get("SLUICE_PORT", "4566")))
+    up.add_argument("--fresh", action="store_true",
+                    help="start empty instead of from the state saved by the last `up` (.sluice/snapshot)")
     demo = commands.add_parser("demo", help="run the samples through the whole pipeline")
     demo.add_argument("--port", type=int, default=None)
     for command in (up, demo):
@@ -69,7 +74,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    with Runtime(port=args.port, faults=Faults.parse(args.fault)) as runtime:
+    if args.fresh:
+        shutil.rmtree(STATE_DIR / "snapshot", ignore_errors=True)
+    with Runtime(port=args.port, faults=Faults.parse(args.fault), persist=True) as runtime:
         outputs = runtime.stack.outputs
         print(f"\nSluice is up. Endpoint: {runtime.aws.endpoint}\n"
               f"  aws --endpoint-url {runtime.aws.endpoint} s3 cp FILE s3://{outputs['RawBucketName']}/orders/\n"

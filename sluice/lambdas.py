@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sluice.template import ROOT
@@ -61,3 +62,13 @@ def load_handler(code_dir: Path, handler: str, cold: bool = False) -> Callable[[
         sys.modules[unique] = module
         spec.loader.exec_module(module)
     return getattr(module, function_name)
+
+
+def load_module(path: Path) -> ModuleType:
+    """A function's module by file path (the runtime reuses an adapter, e.g. the output cleanup)."""
+    spec = importlib.util.spec_from_file_location(f"sluice_fn_{path.parent.name}_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

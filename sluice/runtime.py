@@ -19,13 +19,14 @@ from typing import Any
 
 from ledger import State
 from ledger.table import DynamoLedger
+from sluice import persistence
 from sluice.crawler_runner import CrawlerRunner
 from sluice.deploy import Stack, deploy, local_parameters
 from sluice.emulator import Emulator
 from sluice.eventbridge import RuleTargetDelivery, rate_seconds
 from sluice.faults import Faults
 from sluice.job_runner import GlueJobRunner, hold_job_runs_in_starting
-from sluice.lambdas import load_handler
+from sluice.lambdas import load_handler, load_module
 from sluice.sns_email import EmailOutbox
 from sluice.sqs_lambda import SqsEventSource
 from sluice.template import ROOT, SamApp
@@ -38,8 +39,11 @@ TERMINAL = ("DONE", "FAILED", "SKIPPED")
 class Runtime:
     def __init__(self, port: int | None = None, state_dir: Path = STATE_DIR,
                  timeline: Timeline | None = None, parameters: dict[str, str] | None = None,
-                 faults: Faults | None = None, schedule_every: float | None = None) -> None:
+                 faults: Faults | None = None, schedule_every: float | None = None,
+                 persist: bool = False) -> None:
         self.aws = Emulator(port)
+        self.persist = persist  # keep the emulator's state in state_dir/snapshot across restarts
+        self.snapshot_dir = state_dir / "snapshot"
         self.schedule_every = schedule_every
         self.faults = faults or Faults()
         self.state_dir = state_dir
@@ -63,7 +67,8 @@ class Runtime:
         hold_job_runs_in_starting()
         self.app = SamApp.load()
         self.stack = stack = deploy(self.aws, self.app, self.parameters)
-        shutil.rmtree(self.outbox_dir, ignore_errors=True)  # the outbox holds this session's mail
+        if not self.persist:
+            shutil.rmtree(self.outbox_dir, ignore_errors=True)  # the outbox holds this session's mail
         os.environ.update(stack.function_environment())
         # Handlers' own JSON logs would drown the timeline; SLUICE_FUNCTION_LOG_LEVEL=INFO shows them.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("SLUICE_FUNCTION_LOG_LEVEL", "WARNING")
@@ -90,6 +95,11 @@ class Runtime:
         behaviours += [*self.crawlers, *self.jobs, *self.outboxes]
         for behaviour in behaviours:
             self.threads += behaviour.threads(self.stop_event)
+        if self.persist and (self.snapshot_dir / "ledger.json").exists():  # every queue exists by now
+            restored = persistence.restore(self.aws, stack.outputs, self.snapshot_dir)
+            settled = persistence.settle_interrupted_runs(self.aws, stack.outputs, self._discard_run)
+            self.timeline.emit("runtime", f"restored {restored} from {self.snapshot_dir}; "
+                                          f"interrupted runs: {settled}")
         for thread in self.threads:
             thread.start()
         self._write_state_file()
@@ -101,6 +111,9 @@ class Runtime:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=10)
+        if self.persist and self.stack is not None:
+            saved = persistence.save(self.aws, self.stack.outputs, self.snapshot_dir)
+            self.timeline.emit("runtime", f"state saved to {self.snapshot_dir}: {saved}")
         for job in self.jobs:
             if job.spark is not None:
                 job.spark.stop()
@@ -112,6 +125,13 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _discard_run(self, run_id: str) -> int:
+        """What StartJobFunction does for a run that failed before its commit point."""
+        outputs = load_module(ROOT / "functions" / "start_job" / "outputs.py").CatalogOutputs(
+            self.aws.client("glue"), self.aws.client("s3"), self.stack.outputs["ProcessedDatabaseName"],
+            self.stack.outputs["ProcessedBucketName"])
+        return outputs.discard(run_id)
 
     def _seed_reference_data(self) -> None:
         """The lookup table the [local] parameters name lives in the artifacts bucket."""
