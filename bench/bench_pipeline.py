@@ -8,6 +8,7 @@
 Last line: lost=N duplicated=N crawler_runs=N job_runs=N drain_s=T peak_mb=M latency_s=L
 
     .venv/bin/python bench/bench_pipeline.py [--files 1000] [--latency-runs 3]
+    .venv/bin/python bench/bench_pipeline.py --soak 10     # 10 minutes of uploads, random faults on
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import random
 import resource
 import statistics
 import sys
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq
 
+from sluice.faults import FAULTS
 from sluice.runtime import Runtime
 from sluice.timeline import Timeline
 
@@ -82,11 +85,29 @@ def output_order_ids(rt: Runtime, dataset: str) -> list[str]:
     return ids
 
 
+def soak(rt: Runtime, raw: str, minutes: float, seed: int = 11) -> int:
+    """Upload small batches for `minutes`, arming a random fault before each; returns the count."""
+    rng = random.Random(seed)
+    s3 = rt.aws.client("s3")
+    files, end = 0, time.monotonic() + minutes * 60
+    while time.monotonic() < end:
+        fault = rng.choice(sorted(FAULTS))
+        rt.faults.arm(fault, rng.randint(1, 2))
+        for _ in range(rng.randint(5, 40)):
+            s3.put_object(Bucket=raw, Key=f"burst/part-{files:06d}.csv", Body=orders(files))
+            files += 1
+        time.sleep(rng.uniform(0.5, 5))
+    print(f"soak: faults fired {dict(rt.faults.fired)}")
+    return files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--latency-runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--soak", type=float, default=0, metavar="MINUTES",
+                        help="instead of one burst: upload continuously for MINUTES with random faults on")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as state, \
@@ -111,26 +132,32 @@ def main() -> None:
         crawls_before = sum(c.crawls for c in rt.crawlers)
         runs_before = len(rt.jobs[0].finished)
         start = time.monotonic()
-        for i in range(args.files):
-            s3.put_object(Bucket=raw, Key=f"burst/part-{i:06d}.csv", Body=orders(i))
+        if args.soak:
+            args.files = soak(rt, raw, minutes=args.soak)
+        else:
+            for i in range(args.files):
+                s3.put_object(Bucket=raw, Key=f"burst/part-{i:06d}.csv", Body=orders(i))
         uploaded = time.monotonic() - start
         print(f"uploaded {args.files} files in {uploaded:.1f} s")
         try:
-            wait_for(lambda: sum(i["state"] == "DONE" for i in ledger_items(rt, "burst/")) >= args.files,
-                     timeout=args.timeout, poll=1.0)
+            wait_for(lambda: sum(i["state"] in ("DONE", "FAILED") for i in ledger_items(rt, "burst/"))
+                     >= args.files, timeout=args.timeout, poll=1.0)
         except TimeoutError:
             print("burst did not drain within the timeout")
         drain = time.monotonic() - start
         items = ledger_items(rt, "burst/")
         done = {i["key"] for i in items if i["state"] == "DONE"}
-        lost = args.files - len(done)
+        failed = {i["key"]: i.get("reason", "") for i in items if i["state"] == "FAILED"}
+        lost = args.files - len(done) - len(failed)  # FAILED files are accounted for, with the reason
         ids = output_order_ids(rt, "burst")
         duplicated = len(ids) - len(set(ids))
         missing_rows = args.files * ROWS_PER_FILE - len(set(ids))
         crawler_runs = sum(c.crawls for c in rt.crawlers) - crawls_before
         job_runs = len(rt.jobs[0].finished) - runs_before
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"files={args.files} done={len(done)} rows_out={len(ids)} missing_rows={missing_rows} "
+        for key, reason in sorted(failed.items())[:5]:
+            print(f"FAILED {key}: {reason}")
+        print(f"files={args.files} done={len(done)} failed={len(failed)} rows_out={len(ids)} missing_rows={missing_rows} "
               f"crawler_runs={crawler_runs} job_runs={job_runs} drain={drain:.1f} s")
         print(f"lost={lost} duplicated={duplicated} crawler_runs={crawler_runs} job_runs={job_runs} "
               f"drain_s={drain:.1f} peak_mb={peak_mb:.0f} latency_s={latency:.2f}")
