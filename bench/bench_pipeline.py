@@ -157,7 +157,8 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         for key, reason in sorted(failed.items())[:5]:
             print(f"FAILED {key}: {reason}")
-        print(f"files={args.files} done={len(done)} failed={len(failed)} rows_out={len(ids)} missing_rows={missing_rows} "
+        print(f"files={args.files} done={len(done)} failed={len(failed)} rows_out={len(ids)} "
+              f"missing_rows={missing_rows} "
               f"crawler_runs={crawler_runs} job_runs={job_runs} drain={drain:.1f} s")
         print(f"lost={lost} duplicated={duplicated} crawler_runs={crawler_runs} job_runs={job_runs} "
               f"drain_s={drain:.1f} peak_mb={peak_mb:.0f} latency_s={latency:.2f}")

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from sluice.deploy import RuleTarget
 from sluice.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.lambdas import FakeContext
@@ -67,8 +69,12 @@ class RuleTargetDelivery:
         while not stop.is_set():
             # Long polling: moto wakes the call when a message arrives, so an idle runtime does
             # not spin and a new event is picked up at once.
-            messages = self.sqs.receive_message(QueueUrl=self.target.queue_url, MaxNumberOfMessages=10,
-                                                AttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
+            try:
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.target.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                    WaitTimeSeconds=1).get("Messages", [])
+            except ClientError:  # moto's SQS is not thread-safe under load: ask again
+                continue
             for message in messages:
                 if self._deliver(message):
                     self.sqs.delete_message(QueueUrl=self.target.queue_url,

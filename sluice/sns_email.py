@@ -13,6 +13,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from sluice.emulator import Emulator
 from sluice.timeline import Timeline
 
@@ -43,8 +45,11 @@ class EmailOutbox:
 
     def _drain(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                                WaitTimeSeconds=1).get("Messages", [])  # long polling
+            try:
+                messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                    WaitTimeSeconds=1).get("Messages", [])  # long polling
+            except ClientError:  # moto's SQS is not thread-safe under load: ask again
+                continue
             for message in messages:
                 for recipient in self.recipients():
                     path = self.write(recipient, message["Body"])

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from sluice.deploy import EventSourceMapping
 from sluice.emulator import REGION, Emulator
 from sluice.faults import Faults
@@ -40,7 +42,12 @@ class SqsEventSource:
 
     def _worker(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            batch = self._gather(stop)
+            try:
+                batch = self._gather(stop)
+            except ClientError as error:  # the poller outlives a failed receive, as Lambda's does
+                self.timeline.emit("error", f"{self.function_name}: receive failed: {error}")
+                time.sleep(0.5)
+                continue
             if batch:
                 self._invoke(batch)
 
