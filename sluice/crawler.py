@@ -125,6 +125,25 @@ def _partition_values(relative_dirs: list[str]) -> list[tuple[str, str]]:
     return [tuple(d.split("=", 1)) for d in relative_dirs if "=" in d]  # type: ignore[misc]
 
 
+# (bucket, key, ETag) -> what infer() said about those bytes. The same bytes give the same answer,
+# so a crawl re-reads only new or changed objects: CRAWL_EVERYTHING's result at the cost of the new
+# files (a 10,000-file burst otherwise makes every crawl read every file again).
+_INFERENCE_CACHE: dict[tuple[str, str, str], tuple[list[tuple[str, str]], dict[str, str]] | str] = {}
+
+
+def _inferred(s3: Any, bucket: str, key: str, etag: str, kind: str,
+              gz: bool) -> tuple[list[tuple[str, str]], dict[str, str]] | str:
+    """infer() for one object, or the reason it is unreadable; cached by ETag."""
+    if (bucket, key, etag) not in _INFERENCE_CACHE:
+        try:
+            ranged = {} if kind == "parquet" else {"Range": f"bytes=0-{SAMPLE_BYTES}"}
+            body = s3.get_object(Bucket=bucket, Key=key, **ranged)["Body"].read()
+            _INFERENCE_CACHE[(bucket, key, etag)] = infer(body, kind, gz)
+        except Exception as error:
+            _INFERENCE_CACHE[(bucket, key, etag)] = f"{type(error).__name__}: {error}"
+    return _INFERENCE_CACHE[(bucket, key, etag)]
+
+
 def crawl(aws: Any, crawler_name: str) -> CrawlReport:
     glue, s3 = aws.client("glue"), aws.client("s3")
     report = CrawlReport()
@@ -147,7 +166,7 @@ def crawl(aws: Any, crawler_name: str) -> CrawlReport:
                     report.warnings.append(f"s3://{bucket}/{key} is not inside a table folder")
                     continue
                 entry = tables.setdefault(parts[0], {"bucket": bucket, "prefix": prefix, "files": []})
-                entry["files"].append((key, parts[1:-1]))
+                entry["files"].append((key, parts[1:-1], obj["ETag"]))
     for folder, entry in sorted(tables.items()):
         _catalog_table(glue, s3, database, folder, entry, update_schema, report)
     report.duration = time.time() - report.started
@@ -157,7 +176,7 @@ def crawl(aws: Any, crawler_name: str) -> CrawlReport:
 def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, update_schema: bool,
                    report: CrawlReport) -> None:
     bucket = entry["bucket"]
-    kinds = Counter(classify(key)[0] for key, _ in entry["files"])
+    kinds = Counter(classify(key)[0] for key, _, _ in entry["files"])
     kinds.pop(None, None)
     if not kinds:
         report.warnings.append(f"{folder}: no file of a known format")
@@ -168,19 +187,17 @@ def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, 
     compressed = False
     partition_keys: list[str] = []
     readable = 0
-    for key, dirs in entry["files"]:
+    for key, dirs, etag in entry["files"]:
         file_kind, gz = classify(key)
         if file_kind != kind:
             report.warnings.append(f"s3://{bucket}/{key}: {file_kind} file in a {kind} table, not read")
             continue
         partition_keys = partition_keys or [k for k, _ in _partition_values(dirs)]
-        try:
-            ranged = {} if kind == "parquet" else {"Range": f"bytes=0-{SAMPLE_BYTES}"}
-            body = s3.get_object(Bucket=bucket, Key=key, **ranged)["Body"].read()
-            file_columns, file_params = infer(body, kind, gz)
-        except Exception as error:  # unreadable files are reported, the crawl goes on
-            report.warnings.append(f"s3://{bucket}/{key}: unreadable ({type(error).__name__}: {error})")
+        inferred = _inferred(s3, bucket, key, etag, kind, gz)
+        if isinstance(inferred, str):  # unreadable files are reported, the crawl goes on
+            report.warnings.append(f"s3://{bucket}/{key}: unreadable ({inferred})")
             continue
+        file_columns, file_params = inferred
         readable += 1
         compressed = compressed or gz
         params.update(file_params)
@@ -219,7 +236,7 @@ def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, 
 
 def _catalog_partitions(glue: Any, database: str, table: str, location: str, descriptor: dict,
                         files: list, report: CrawlReport) -> None:
-    values = {tuple(v for _, v in _partition_values(dirs)): "/".join(dirs) for _, dirs in files
+    values = {tuple(v for _, v in _partition_values(dirs)): "/".join(dirs) for _, dirs, _ in files
               if _partition_values(dirs)}
     existing = {tuple(p["Values"]) for page in glue.get_paginator("get_partitions").paginate(
         DatabaseName=database, TableName=table) for p in page["Partitions"]}
