@@ -86,8 +86,17 @@ def test_failing_job_emails_failed_and_returns_files_to_pending(runtime):
     put(runtime, "doomed/second.csv", orders_csv(5, start=3000))
     email = wait_for_email(runtime, "FAILED", before)
     assert "injected: executor lost" in email
-    second = next(i for i in ledger_items(runtime, "doomed") if i["key"] == "doomed/second.csv")
+    # The email and the release are two consumers of one "Glue Job State Change" event, so the
+    # email may come first: wait for the release, then check it counted the attempt.
+    deadline = time.monotonic() + 30
+    while (second := _item(runtime, "doomed/second.csv"))["state"] == "CLAIMED" and not int(second["attempts"]):
+        assert time.monotonic() < deadline, f"the failed run's file was never released: {second}"
+        time.sleep(0.1)
     assert (second["state"], int(second["attempts"])) in {("PENDING", 1), ("CLAIMED", 1), ("DONE", 1)}
+
+
+def _item(runtime, key: str) -> dict:
+    return next(i for i in ledger_items(runtime, key.split("/")[0]) if i["key"] == key)
 
 
 def test_bad_rows_are_quarantined_counted_and_emailed(runtime):
