@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from moto.moto_api import state_manager
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
@@ -77,6 +78,93 @@ def _atomic_dynamodb_writes() -> None:
     DynamoDBBackend.sluice_atomic = True  # type: ignore[attr-defined]
 
 
+def _atomic_sqs() -> None:
+    """SQS hands a message to one receiver at a time; moto's threaded server lets two receivers
+    walk and change a queue's message lists at once, which under a burst raises "Set changed size
+    during iteration" (or hands one message out twice). Serialise moto's queue operations. A long
+    poll is split into lock-free waits and locked zero-wait receives, so one idle poller never
+    holds up the others."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend, "sluice_atomic", False):
+        return
+    lock = threading.RLock()
+    for name in ("send_message", "send_message_batch", "delete_message", "delete_message_batch",
+                 "change_message_visibility", "change_message_visibility_batch", "purge_queue",
+                 "get_queue_attributes"):
+        original = getattr(SQSBackend, name)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(SQSBackend, name, locked)
+
+    receive = SQSBackend.receive_message
+
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int,
+                        visibility_timeout: int, message_attribute_names: list[str] | None = None) -> Any:
+        deadline = unix_time() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                got = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - unix_time()
+            if got or remaining <= 0:
+                return got
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+
+    SQSBackend.receive_message = receive_message
+    SQSBackend.sluice_atomic = True  # type: ignore[attr-defined]
+
+
+def _linear_sqs_scans() -> None:
+    """moto recounts a queue (visible, in flight, delayed) on every SendMessage, and tests each
+    message's visibility by reading the clock: a 10,000-message backlog made every S3 upload take
+    tens of milliseconds. Same answers, one clock read per scan."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(Queue, "sluice_fast", False):
+        return
+
+    def visible_now(self: Queue) -> list:
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+    def in_flight(self: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if now <= m.visible_at)
+
+    def delayed(self: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def within_retention(self: SQSBackend, queue_name: str, message: Any) -> bool:
+        # moto computed every attribute of the queue (three full scans) for each message received
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return retention + message.sent_timestamp / 1000 > unix_time_millis() / 1000
+
+    Queue.messages = property(visible_now)
+    Queue.approximate_number_of_messages_not_visible = property(in_flight)
+    Queue.approximate_number_of_messages_delayed = property(delayed)
+    SQSBackend.is_message_valid_based_on_retention_period = within_retention
+    Queue.sluice_fast = True  # type: ignore[attr-defined]
+
+
+def _route_without_listing_moto() -> None:
+    """moto's server lists its own package directory (os.listdir, ~200 stat calls) to route every
+    request; the answer never changes while it runs."""
+    import functools
+
+    from moto import backends
+
+    if not getattr(backends.list_of_moto_modules, "sluice_cached", False):
+        cached = functools.cache(lambda listing=backends.list_of_moto_modules: tuple(listing()))
+        cached.sluice_cached = True  # type: ignore[attr-defined]
+        backends.list_of_moto_modules = cached
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -98,9 +186,16 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _deliver_transformed_strings()
         _atomic_dynamodb_writes()
+        _atomic_sqs()
+        _linear_sqs_scans()
+        _route_without_listing_moto()
         # moto keeps its state in this process's memory, shared by every server it starts: a
         # runtime starts from an empty AWS, even after another one in the same process.
         moto_api_backend.reset()
+        # A crawl ends when the runtime's crawler finishes it (sluice.crawler.finish); in moto,
+        # merely listing a crawl (ListCrawls) would end it.
+        state_manager.set_transition(model_name="glue::crawl",
+                                     transition={"progression": "manual", "times": 10**9})
         self._server.start()
         return self
 

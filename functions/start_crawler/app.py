@@ -6,6 +6,7 @@ The decisions live in intake.py; this file only wires the event, the adapters an
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import cache
 
 import boto3
@@ -35,7 +36,9 @@ def _crawler(name: str) -> GlueCrawler:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    intake = BatchIntake(_ledger(os.environ["LEDGER_TABLE"]), _crawler(os.environ["CRAWLER_NAME"]))
+    intake = BatchIntake(_ledger(os.environ["LEDGER_TABLE"]), _crawler(os.environ["CRAWLER_NAME"]),
+                         bodies=[record.get("body", "") for record in event.get("Records", [])],
+                         interval=timedelta(seconds=int(os.environ.get("CRAWL_INTERVAL_SECONDS", "0"))))
 
     def handle(record: SQSRecord) -> None:
         logger.append_keys(message_id=record.message_id)

@@ -1,11 +1,13 @@
-"""Adapter: start the raw crawler through the Glue API."""
+"""Adapter: the raw crawler through the Glue API."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from botocore.exceptions import ClientError
-from intake import CrawlerStart
+from intake import CrawlerStart, CrawlerState
+
+RUNNING = [{"FieldName": "STATE", "FilterOperator": "EQ", "FieldValue": "RUNNING"}]
 
 
 class GlueCrawler:
@@ -15,6 +17,15 @@ class GlueCrawler:
     def __init__(self, glue: Any, name: str) -> None:
         self.glue = glue
         self.name = name
+
+    def state(self) -> CrawlerState:
+        """READY: when the last crawl started (GetCrawler's LastCrawl). RUNNING or STOPPING: when
+        the crawl under way started (ListCrawls, which alone names it)."""
+        crawler = self.glue.get_crawler(Name=self.name)["Crawler"]
+        if crawler["State"] == "READY":
+            return CrawlerState(running=False, last_started=crawler.get("LastCrawl", {}).get("StartTime"))
+        crawls = self.glue.list_crawls(CrawlerName=self.name, Filters=RUNNING).get("Crawls", [])
+        return CrawlerState(running=True, running_since=max((c["StartTime"] for c in crawls), default=None))
 
     def start(self) -> CrawlerStart:
         try:

@@ -2,7 +2,8 @@
 
 One SQS message carries one S3 notification (or the s3:TestEvent S3 sends when the notification
 is configured). Every object in it is recorded in the ledger, as PENDING or as SKIPPED with the
-reason, and the crawler is started at most once per batch.
+reason, and the crawler is started at most once per batch. Under load, crawls are paced: see
+BatchIntake.
 
     >>> [d.reason for d in read_message('{"Service":"Amazon S3","Event":"s3:TestEvent"}')]
     ['s3:TestEvent']
@@ -15,7 +16,9 @@ reason, and the crawler is started at most once per batch.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Protocol
 from urllib.parse import unquote_plus
@@ -30,6 +33,7 @@ class Process:
     """A data file: record PENDING, make sure a crawl covers it."""
 
     ref: FileRef
+    created: datetime | None = field(default=None, compare=False)  # the event's eventTime
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,28 @@ def read_message(body: str) -> list[Decision]:
         except (KeyError, TypeError, ValueError) as error:
             raise MalformedMessage(f"S3 record is missing {error}") from error
         reason = skip_reason(ref.key, ref.size)
-        decisions.append(Skip(ref, reason) if reason else Process(ref))
+        decisions.append(Skip(ref, reason) if reason else Process(ref, _event_time(record.event_time)))
     return decisions
+
+
+def _file_ids(bodies: list[str]) -> set[str]:
+    ids: set[str] = set()
+    for body in bodies:
+        try:
+            ids |= {d.ref.file_id for d in read_message(body) if isinstance(d, Process)}
+        except MalformedMessage:
+            continue  # that record fails on its own when its turn comes
+    return ids
+
+
+def _event_time(text: str | None) -> datetime | None:
+    """S3's eventTime ("2026-11-25T09:15:02.123Z"); None when absent or unreadable, which only
+    means the file cannot count as covered by a crawl already under way."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
 class CrawlerStart(Enum):
@@ -115,48 +139,104 @@ class CrawlerStart(Enum):
     ALREADY_RUNNING = "already running"
 
 
+@dataclass(frozen=True)
+class CrawlerState:
+    running: bool
+    running_since: datetime | None = None  # start of the crawl under way, when known
+    last_started: datetime | None = None   # start of the last finished crawl
+
+
 class CrawlerRunning(RuntimeError):
-    """The crawler was busy, so no crawl is sure to cover this file yet: SQS delivers the message
-    again after the visibility timeout, and that delivery starts a later crawl."""
+    """The crawler was busy with a crawl that may not see this file, so no crawl is sure to cover
+    it yet: SQS delivers the message again after the visibility timeout, and that delivery is
+    covered by (or starts) a later crawl."""
+
+
+class CrawlPaced(RuntimeError):
+    """The pipeline is busy and the last crawl started less than the crawl interval ago: the
+    message comes back after the visibility timeout and is covered by the next, paced crawl."""
 
 
 class Ledger(Protocol):
     def record_pending(self, ref: FileRef) -> State: ...
     def record_skipped(self, ref: FileRef, reason: str) -> State: ...
+    def in_flight_besides(self, file_ids: set[str]) -> bool: ...
 
 
 class Crawler(Protocol):
+    def state(self) -> CrawlerState: ...
     def start(self) -> CrawlerStart: ...
+
+
+# How much later than a file's event a running crawl must have started to be sure to list it
+# (S3 listing is strongly consistent; this absorbs the clocks of two services).
+COVER_MARGIN = timedelta(seconds=2)
 
 
 class BatchIntake:
     """One invocation's worth of messages: every file recorded, the crawler started at most once.
 
     A crawl started by this batch covers every message in it (the objects exist before their
-    events). If the crawler is already running, the messages that need a crawl raise
-    CrawlerRunning and are reported as batch item failures; their ledger items stay PENDING.
+    events). A crawl already under way covers a file if it started after the file was created;
+    otherwise the message raises CrawlerRunning and SQS brings it back later (its ledger item
+    stays PENDING, and a redelivery is harmless).
+
+    Pacing: a crawl lists every raw object and is billed per run, so during a burst starting one
+    per batch would crawl back to back. When other files are already in flight (PENDING or
+    CLAIMED) and the last crawl started less than `interval` ago, the message raises CrawlPaced
+    instead and waits for the next crawl. A file arriving at a quiet pipeline is crawled at once.
     """
 
-    def __init__(self, ledger: Ledger, crawler: Crawler) -> None:
+    def __init__(self, ledger: Ledger, crawler: Crawler, bodies: list[str] | None = None,
+                 interval: timedelta = timedelta(0),
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.ledger = ledger
         self.crawler = crawler
-        self.crawl: CrawlerStart | None = None
+        self.interval = interval
+        self.now = now
+        self.batch = _file_ids(bodies or [])  # a redelivered batch's own files do not make it busy
+        self.crawl: CrawlerStart | CrawlPaced | None = None
+        self.running_since: datetime | None = None
 
     def handle_message(self, body: str) -> list[Decision]:
         decisions = read_message(body)
-        needs_crawl = False
+        waiting: list[Process] = []
         for decision in decisions:
             if isinstance(decision, Process):
                 # PENDING also when a redelivery finds it still PENDING: it still needs a crawl.
-                needs_crawl |= self.ledger.record_pending(decision.ref) is State.PENDING
+                if self.ledger.record_pending(decision.ref) is State.PENDING:
+                    waiting.append(decision)
+                self.batch.add(decision.ref.file_id)
             elif isinstance(decision, Skip):
                 self.ledger.record_skipped(decision.ref, decision.reason)
-        if needs_crawl:
-            self._ensure_crawl()
+        if waiting:
+            self._ensure_crawl(waiting)
         return decisions
 
-    def _ensure_crawl(self) -> None:
+    def _ensure_crawl(self, files: list[Process]) -> None:
         if self.crawl is None:
-            self.crawl = self.crawler.start()
-        if self.crawl is CrawlerStart.ALREADY_RUNNING:
+            self.crawl = self._start_or_pace()
+        if isinstance(self.crawl, CrawlPaced):
+            raise self.crawl
+        if self.crawl is CrawlerStart.ALREADY_RUNNING and not self._covered(files):
             raise CrawlerRunning("crawler already running; message will be delivered again")
+
+    def _start_or_pace(self) -> CrawlerStart | CrawlPaced:
+        state = self.crawler.state()
+        if state.running:
+            self.running_since = state.running_since
+            return CrawlerStart.ALREADY_RUNNING
+        since_last = self.now() - state.last_started if state.last_started else None
+        if since_last is not None and since_last < self.interval and \
+                self.ledger.in_flight_besides(self.batch):
+            return CrawlPaced(f"pipeline busy; last crawl started {since_last.total_seconds():.0f} s "
+                              f"ago (interval {self.interval.total_seconds():.0f} s)")
+        started = self.crawler.start()
+        if started is CrawlerStart.ALREADY_RUNNING:  # another batch started one just now
+            self.running_since = None
+        return started
+
+    def _covered(self, files: list[Process]) -> bool:
+        since = self.running_since
+        return since is not None and all(
+            f.created is not None and f.created + COVER_MARGIN <= since for f in files)

@@ -46,7 +46,8 @@ class Ledger(Protocol):
     def release_claim(self, run_id: str, refs: list[FileRef]) -> None: ...
     def fail_run(self, run_id: str, max_attempts: int, reason: str) -> dict[State, int]: ...
     def mark_done(self, run_id: str, file_id: str, counts: RowCounts) -> bool: ...
-    def by_state(self, state: State, updated_before: datetime | None = None) -> Iterator[dict]: ...
+    def by_state(self, state: State, updated_before: datetime | None = None,
+                 page_size: int | None = None) -> Iterator[dict]: ...
 
 
 class Manifests(Protocol):
@@ -100,7 +101,7 @@ class RunPlanner:
 
     def has_pending(self, before: datetime) -> bool:
         """Is any file PENDING since before `before`? (What the sweep looks for.)"""
-        return next(iter(self.ledger.by_state(State.PENDING, before)), None) is not None
+        return next(iter(self.ledger.by_state(State.PENDING, before, page_size=1)), None) is not None
 
     def _give_back(self, run_id: str, claimed: list[FileRef]) -> None:
         self.ledger.release_claim(run_id, claimed)

@@ -89,7 +89,8 @@ def test_failing_job_emails_failed_and_returns_files_to_pending(runtime):
     # The email and the release are two consumers of one "Glue Job State Change" event, so the
     # email may come first: wait for the release, then check it counted the attempt.
     deadline = time.monotonic() + 30
-    while (second := _item(runtime, "doomed/second.csv"))["state"] == "CLAIMED" and not int(second["attempts"]):
+    while (second := _item(runtime, "doomed/second.csv"))["state"] == "CLAIMED" \
+            and not int(second["attempts"]):
         assert time.monotonic() < deadline, f"the failed run's file was never released: {second}"
         time.sleep(0.1)
     assert (second["state"], int(second["attempts"])) in {("PENDING", 1), ("CLAIMED", 1), ("DONE", 1)}

@@ -69,6 +69,17 @@ class DynamoLedger:
         existing = self.get(item["file_id"])
         return State(existing["state"]) if existing else State(item["state"])
 
+    def in_flight_besides(self, file_ids: set[str]) -> bool:
+        """Is any file other than these PENDING or CLAIMED? (Is the pipeline busy?)"""
+        for state in (State.PENDING, State.CLAIMED):
+            page = self.table.query(
+                IndexName=BY_STATE_INDEX, KeyConditionExpression="#s = :state",
+                ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":state": state.value},
+                ProjectionExpression="file_id", Limit=len(file_ids) + 1)
+            if any(item["file_id"] not in file_ids for item in page.get("Items", [])):
+                return True
+        return False
+
     def get(self, file_id: str) -> dict | None:
         return self.table.get_item(Key={"file_id": file_id}, ConsistentRead=True).get("Item")
 
@@ -79,7 +90,8 @@ class DynamoLedger:
         """Move PENDING files into run_id, oldest first, until the budget is full. A file another
         claimer took first fails its condition and is simply passed over."""
         claimed: list[FileRef] = []
-        for item in self.by_state(State.PENDING, updated_before=pending_before):
+        pages = min(budget.max_files, 100)  # read what is needed, not every pending item at once
+        for item in self.by_state(State.PENDING, updated_before=pending_before, page_size=pages):
             ref = FileRef.from_dict(item)
             if not budget.fits(ref):
                 break
@@ -149,16 +161,18 @@ class DynamoLedger:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def by_state(self, state: State, updated_before: datetime | None = None) -> Iterator[dict]:
+    def by_state(self, state: State, updated_before: datetime | None = None,
+                 page_size: int | None = None) -> Iterator[dict]:
         """Items in a state, oldest first (eventually consistent: re-check before acting)."""
         condition = "#s = :state"
         values: dict[str, Any] = {":state": state.value}
         if updated_before is not None:
             condition += " AND updated_at < :before"
             values[":before"] = _iso(updated_before)
+        paging = {"Limit": page_size} if page_size else {}
         yield from self._query(IndexName=BY_STATE_INDEX, KeyConditionExpression=condition,
                                ExpressionAttributeNames={"#s": "state"},
-                               ExpressionAttributeValues=values)
+                               ExpressionAttributeValues=values, **paging)
 
     def by_run(self, run_id: str) -> Iterator[dict]:
         yield from self._query(IndexName=BY_RUN_INDEX, KeyConditionExpression="run_id = :run",
