@@ -165,6 +165,27 @@ def _route_without_listing_moto() -> None:
         backends.list_of_moto_modules = cached
 
 
+def _last_crawl_in_aws_words() -> None:
+    """GetCrawler's LastCrawl.Status is SUCCEEDED, CANCELLED or FAILED; moto reports the crawl's
+    ListCrawls state there (COMPLETED, STOPPED), which a handler reading the API would not know."""
+    from moto.glue.models import FakeCrawler
+
+    original = FakeCrawler.as_dict
+    if getattr(original, "sluice_patched", False):
+        return
+    words = {"COMPLETED": "SUCCEEDED", "STOPPED": "CANCELLED"}
+
+    def as_dict(self: FakeCrawler) -> dict:
+        data = original(self)
+        if "LastCrawl" in data:
+            status = data["LastCrawl"]["Status"]
+            data["LastCrawl"]["Status"] = words.get(status, status)
+        return data
+
+    as_dict.sluice_patched = True  # type: ignore[attr-defined]
+    FakeCrawler.as_dict = as_dict
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -189,6 +210,7 @@ class Emulator:
         _atomic_sqs()
         _linear_sqs_scans()
         _route_without_listing_moto()
+        _last_crawl_in_aws_words()
         # moto keeps its state in this process's memory, shared by every server it starts: a
         # runtime starts from an empty AWS, even after another one in the same process.
         moto_api_backend.reset()

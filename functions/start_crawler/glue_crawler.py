@@ -19,11 +19,13 @@ class GlueCrawler:
         self.name = name
 
     def state(self) -> CrawlerState:
-        """READY: when the last crawl started (GetCrawler's LastCrawl). RUNNING or STOPPING: when
-        the crawl under way started (ListCrawls, which alone names it)."""
+        """READY: when the last crawl started and whether it succeeded (GetCrawler's LastCrawl).
+        RUNNING or STOPPING: when the crawl under way started (ListCrawls, which alone names it)."""
         crawler = self.glue.get_crawler(Name=self.name)["Crawler"]
         if crawler["State"] == "READY":
-            return CrawlerState(running=False, last_started=crawler.get("LastCrawl", {}).get("StartTime"))
+            last = crawler.get("LastCrawl", {})
+            return CrawlerState(running=False, last_started=last.get("StartTime"),
+                                last_succeeded=last.get("Status") == "SUCCEEDED")
         crawls = self.glue.list_crawls(CrawlerName=self.name, Filters=RUNNING).get("Crawls", [])
         return CrawlerState(running=True, running_since=max((c["StartTime"] for c in crawls), default=None))
 

@@ -144,6 +144,15 @@ class CrawlerState:
     running: bool
     running_since: datetime | None = None  # start of the crawl under way, when known
     last_started: datetime | None = None   # start of the last finished crawl
+    last_succeeded: bool = False           # ... and whether it succeeded
+
+    @property
+    def lists_objects_before(self) -> datetime | None:
+        """The crawl under way, or the last one if it succeeded, lists every object created
+        before it started."""
+        if self.running:
+            return self.running_since
+        return self.last_started if self.last_succeeded else None
 
 
 class CrawlerRunning(RuntimeError):
@@ -177,9 +186,9 @@ class BatchIntake:
     """One invocation's worth of messages: every file recorded, the crawler started at most once.
 
     A crawl started by this batch covers every message in it (the objects exist before their
-    events). A crawl already under way covers a file if it started after the file was created;
-    otherwise the message raises CrawlerRunning and SQS brings it back later (its ledger item
-    stays PENDING, and a redelivery is harmless).
+    events). A crawl already under way, or a finished one that succeeded, covers a file if it
+    started after the file was created; otherwise the message raises CrawlerRunning and SQS brings
+    it back later (its ledger item stays PENDING, and a redelivery is harmless).
 
     Pacing: a crawl lists every raw object and is billed per run, so during a burst starting one
     per batch would crawl back to back. When other files are already in flight (PENDING or
@@ -195,8 +204,8 @@ class BatchIntake:
         self.interval = interval
         self.now = now
         self.batch = _file_ids(bodies or [])  # a redelivered batch's own files do not make it busy
+        self.state: CrawlerState | None = None  # read once per batch, when a file first needs it
         self.crawl: CrawlerStart | CrawlPaced | None = None
-        self.running_since: datetime | None = None
 
     def handle_message(self, body: str) -> list[Decision]:
         decisions = read_message(body)
@@ -214,17 +223,22 @@ class BatchIntake:
         return decisions
 
     def _ensure_crawl(self, files: list[Process]) -> None:
+        if self.crawl is CrawlerStart.STARTED:
+            return  # this batch's own crawl lists every file in it
+        if self.state is None:
+            self.state = self.crawler.state()
+        if self._covered(files):
+            return
         if self.crawl is None:
-            self.crawl = self._start_or_pace()
+            self.crawl = self._start_or_pace(self.state)
+            if self.crawl is CrawlerStart.STARTED:
+                return
         if isinstance(self.crawl, CrawlPaced):
             raise self.crawl
-        if self.crawl is CrawlerStart.ALREADY_RUNNING and not self._covered(files):
-            raise CrawlerRunning("crawler already running; message will be delivered again")
+        raise CrawlerRunning("crawler already running; message will be delivered again")
 
-    def _start_or_pace(self) -> CrawlerStart | CrawlPaced:
-        state = self.crawler.state()
+    def _start_or_pace(self, state: CrawlerState) -> CrawlerStart | CrawlPaced:
         if state.running:
-            self.running_since = state.running_since
             return CrawlerStart.ALREADY_RUNNING
         since_last = self.now() - state.last_started if state.last_started else None
         if since_last is not None and since_last < self.interval and \
@@ -233,10 +247,10 @@ class BatchIntake:
                               f"ago (interval {self.interval.total_seconds():.0f} s)")
         started = self.crawler.start()
         if started is CrawlerStart.ALREADY_RUNNING:  # another batch started one just now
-            self.running_since = None
+            self.state = CrawlerState(running=True)  # its start is unknown: it covers nothing sure
         return started
 
     def _covered(self, files: list[Process]) -> bool:
-        since = self.running_since
+        since = self.state.lists_objects_before if self.state else None
         return since is not None and all(
             f.created is not None and f.created + COVER_MARGIN <= since for f in files)

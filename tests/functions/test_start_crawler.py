@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from tests.functions.conftest import ENV, event
 
@@ -65,10 +67,10 @@ def test_encoded_keys_are_decoded(start_crawler, ledger_items):
         "orders/daily report 2026-11-25.csv", "orders/a+b=c.csv", "orders/région/ü-ñ 東京.csv"])
 
 
-def _stamped_now(evt: dict) -> dict:
-    """The sample event as if its objects had just been uploaded."""
+def _stamped_now(evt: dict, ago: timedelta = timedelta(0)) -> dict:
+    """The sample event as if its objects had just been uploaded (or `ago`)."""
     evt = copy.deepcopy(evt)
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    now = (datetime.now(UTC) - ago).isoformat().replace("+00:00", "Z")
     for record in evt["Records"]:
         body = json.loads(record["body"])
         for s3_record in body.get("Records", []):
@@ -77,10 +79,10 @@ def _stamped_now(evt: dict) -> dict:
     return evt
 
 
-def _finish_crawl() -> None:
+def _finish_crawl(succeeded: bool = True) -> None:
     from sluice import crawler
 
-    crawler.finish(CRAWLER, succeeded=True, error=None)
+    crawler.finish(CRAWLER, succeeded=succeeded, error=None if succeeded else "boom")
 
 
 def test_crawler_running_fails_the_records_and_loses_nothing(start_crawler, ledger_items, stack):
@@ -112,6 +114,20 @@ def test_a_busy_pipeline_waits_for_the_paced_crawl(start_crawler, ledger_items, 
     data_ids = [r["messageId"] for r in burst["Records"] if "_SUCCESS" not in r["body"]]
     assert sorted(_failed_ids(response)) == sorted(data_ids)  # back after the visibility timeout
     assert _crawls(stack) == 1  # CRAWL_INTERVAL_SECONDS (300 s in events/env.json) not over
+    assert sum(i["state"] == "PENDING" for i in ledger_items()) == 9
+
+
+@pytest.mark.parametrize("succeeded", [True, False])
+def test_a_finished_crawl_covers_files_created_before_it_only_if_it_succeeded(
+        succeeded, start_crawler, ledger_items, stack):
+    start_crawler(_stamped_now(event("sqs-s3-put.json")))  # crawled at once, still in flight
+    _finish_crawl(succeeded)
+    # created before that crawl began (a paced delivery coming back, say)
+    burst = _stamped_now(event("sqs-s3-burst.json"), ago=timedelta(seconds=10))
+    response = start_crawler(burst)
+    data_ids = [r["messageId"] for r in burst["Records"] if "_SUCCESS" not in r["body"]]
+    assert sorted(_failed_ids(response)) == ([] if succeeded else sorted(data_ids))
+    assert _crawls(stack) == 1
     assert sum(i["state"] == "PENDING" for i in ledger_items()) == 9
 
 

@@ -159,6 +159,24 @@ def test_a_busy_pipeline_paces_crawls_and_a_quiet_one_crawls_at_once():
     assert long_ago.starts == 1  # the interval has passed
 
 
+@pytest.mark.parametrize(("succeeded", "covered"), [(True, True), (False, False)])
+def test_a_finished_crawl_covers_older_files_only_if_it_succeeded(succeeded, covered):
+    # A message paced once comes back after a crawl listed its file: it must not wait again
+    # (each wait is one more receive, and maxReceiveCount ends in the DLQ).
+    crawler = FakeCrawler(CrawlerState(running=False, last_started=NOW - timedelta(seconds=10),
+                                       last_succeeded=succeeded))
+    busy = FakeLedger({"raw/orders/earlier.csv#x": State.PENDING})
+    intake = _intake(busy, crawler, interval=60)
+    if covered:
+        intake.handle_message(_s3_body(("orders/a.csv", 5), at=NOW - timedelta(seconds=30)))
+    else:
+        with pytest.raises(CrawlPaced):
+            intake.handle_message(_s3_body(("orders/a.csv", 5), at=NOW - timedelta(seconds=30)))
+    with pytest.raises(CrawlPaced):  # created after that crawl began: it waits for the next
+        intake.handle_message(_s3_body(("orders/new.csv", 5), at=NOW - timedelta(seconds=9)))
+    assert crawler.starts == 0
+
+
 def test_files_of_the_same_batch_do_not_make_it_busy():
     crawler = FakeCrawler(CrawlerState(running=False, last_started=NOW - timedelta(seconds=1)))
     bodies = [_s3_body(("orders/a.csv", 5)), _s3_body(("orders/b.csv", 5)), "not json"]
