@@ -1,9 +1,11 @@
 """Each fault the runtime can inject, through the whole pipeline: the final ledger state, every
 row written exactly once (rows in = rows out + quarantined + duplicates), the DLQ, and the email.
 
-The runtime here runs with compressed timings (visibility 4 s, 2 receives before the DLQ, a
-sweep every 2 s of files pending 3 s) so that retries happen within a test; the rules are the
-template's, only the clock is faster.
+The runtime here runs with compressed timings (visibility 4 s, 4 receives before the DLQ, crawls
+paced 2 s apart, a sweep every 2 s of files pending 3 s) so that retries happen within a test; the
+rules are the template's, only the clock is faster. The proportions are the template's defaults'
+too: a paced or crawler-running wait spends one receive, and the pacing interval is shorter than
+the visibility timeout, so a healthy message spends at most a few of its receives waiting.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from tests.runtime.conftest import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
-FAST = {"IngestVisibilityTimeoutSeconds": "4", "IngestMaxReceiveCount": "2", "SweepAfterSeconds": "3"}
+FAST = {"IngestVisibilityTimeoutSeconds": "4", "IngestMaxReceiveCount": "4", "CrawlIntervalSeconds": "2",
+        "SweepAfterSeconds": "3"}
 
 
 @pytest.fixture(scope="module")
