@@ -163,10 +163,13 @@ def main() -> None:
         crawler_runs = sum(c.crawls for c in rt.crawlers) - crawls_before
         job_runs = len(rt.jobs[0].finished) - runs_before
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        dlq = int(rt.aws.client("sqs").get_queue_attributes(
+            QueueUrl=rt.stack.outputs["IngestDLQUrl"], AttributeNames=["ApproximateNumberOfMessages"],
+        )["Attributes"]["ApproximateNumberOfMessages"])  # a message resting there needs a redrive
         for key, reason in sorted(failed.items())[:5]:
             print(f"FAILED {key}: {reason}")
         print(f"files={args.files} done={len(done)} failed={len(failed)} rows_out={len(ids)} "
-              f"missing_rows={missing_rows} "
+              f"missing_rows={missing_rows} dlq={dlq} "
               f"crawler_runs={crawler_runs} job_runs={job_runs} drain={drain:.1f} s")
         print(f"lost={lost} duplicated={duplicated} crawler_runs={crawler_runs} job_runs={job_runs} "
               f"drain_s={drain:.1f} peak_mb={peak_mb:.0f} latency_s={latency:.2f}")
