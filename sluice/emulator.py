@@ -186,6 +186,22 @@ def _last_crawl_in_aws_words() -> None:
     FakeCrawler.as_dict = as_dict
 
 
+def _job_runs_newest_first() -> None:
+    """GetJobRuns lists the newest runs first (AWS API reference); moto lists them oldest first,
+    so a first page would show none of the runs under way once a job has run 100 times."""
+    from moto.glue.models import FakeJob
+
+    original = FakeJob.get_job_runs
+    if getattr(original, "sluice_patched", False):
+        return
+
+    def get_job_runs(self: FakeJob) -> list:
+        return list(reversed(original(self)))
+
+    get_job_runs.sluice_patched = True  # type: ignore[attr-defined]
+    FakeJob.get_job_runs = get_job_runs
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -211,6 +227,7 @@ class Emulator:
         _linear_sqs_scans()
         _route_without_listing_moto()
         _last_crawl_in_aws_words()
+        _job_runs_newest_first()
         # moto keeps its state in this process's memory, shared by every server it starts: a
         # runtime starts from an empty AWS, even after another one in the same process.
         moto_api_backend.reset()

@@ -194,8 +194,8 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
         return sum(int(v) for v in attributes.values())
 
     ledger = DynamoLedger(resource("dynamodb").Table(outputs["LedgerTableName"]))
-    runs = client("glue").get_job_runs(JobName=outputs["EtlJobName"])["JobRuns"]
-    states = [r["JobRunState"] for r in runs]
+    pages = client("glue").get_paginator("get_job_runs").paginate(JobName=outputs["EtlJobName"])
+    states = [r["JobRunState"] for page in pages for r in page["JobRuns"]]
     failed = [{"key": i["key"], "reason": i.get("reason", "")} for i in ledger.by_state(State.FAILED)]
     old = datetime.now(UTC) - timedelta(seconds=stuck_after_s)
     stuck = [{"key": i["key"], "since": i["updated_at"]} for i in ledger.by_state(State.PENDING, old)]

@@ -7,6 +7,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 from runs import ConcurrencyLimitReached
 
+# A run in one of these states holds one of the job's MaxConcurrentRuns slots.
+ACTIVE = {"STARTING", "RUNNING", "STOPPING", "WAITING"}
+NEWEST_RUNS = 200  # GetJobRuns' largest page; it lists the newest runs first
+
 
 class GlueJob:
     def __init__(self, glue: Any, name: str) -> None:
@@ -22,6 +26,15 @@ class GlueJob:
                 raise ConcurrencyLimitReached(str(error)) from error
             raise
         return response["JobRunId"]
+
+    def has_capacity(self) -> bool:
+        """Is a run slot free? Counted among the newest runs only, so it can only err towards
+        yes; StartJobRun stays the judge. It saves claiming a run's worth of files just to give
+        them back when the job is at its limit (every run-ended event used to)."""
+        job = self.glue.get_job(JobName=self.name)["Job"]
+        limit = job.get("ExecutionProperty", {}).get("MaxConcurrentRuns", 1)
+        runs = self.glue.get_job_runs(JobName=self.name, MaxResults=NEWEST_RUNS)["JobRuns"]
+        return sum(run["JobRunState"] in ACTIVE for run in runs) < limit
 
     def run_id_of(self, job_run_id: str) -> str | None:
         """Our run id travels in the job run's own arguments, so no mapping table is needed."""

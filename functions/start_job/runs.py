@@ -61,6 +61,7 @@ class Outputs(Protocol):
 
 
 class Jobs(Protocol):
+    def has_capacity(self) -> bool: ...
     def start(self, run_id: str, manifest_uri: str) -> str: ...
     def run_id_of(self, job_run_id: str) -> str | None: ...
 
@@ -80,7 +81,7 @@ class RunPlanner:
 
     def start_runs(self, pending_before: datetime | None = None) -> list[StartedRun]:
         started: list[StartedRun] = []
-        while True:
+        while self.jobs.has_capacity():  # else the next run-ended event or the sweep comes back
             run_id = new_run_id(self.now())
             budget = self.settings.budget()
             claimed = self.ledger.claim_pending(run_id, budget, pending_before)
@@ -98,6 +99,7 @@ class RunPlanner:
                 raise
             started.append(StartedRun(run_id, job_run_id, uri, len(claimed), manifest.total_bytes))
             # Go round again even if the budget had room: the next file may simply not have fit.
+        return started
 
     def has_pending(self, before: datetime) -> bool:
         """Is any file PENDING since before `before`? (What the sweep looks for.)"""

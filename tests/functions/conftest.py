@@ -40,7 +40,7 @@ def stack(aws, app):
                         Targets={"S3Targets": [{"Path": f"s3://{RAW_BUCKET}/"}]})
     glue.create_job(Name=start_job_env["JOB_NAME"], Role="arn:aws:iam::123456789012:role/etl",
                     Command={"Name": "glueetl", "ScriptLocation": "s3://code/etl_job.py"},
-                    GlueVersion="5.0")
+                    GlueVersion="5.0", ExecutionProperty={"MaxConcurrentRuns": 3})  # the template's default
     return aws
 
 

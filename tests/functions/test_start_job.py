@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
 import pytest
+from moto.moto_api import state_manager
 
 from ledger import FileRef
 from ledger.table import DynamoLedger
+from sluice.job_runner import hold_job_runs_in_starting
 from tests.functions.conftest import ENV, RAW_BUCKET, event
 
 SETTINGS = ENV["StartJobFunction"]
@@ -100,6 +102,24 @@ def test_concurrent_runs_exceeded_releases_the_claim(start_job, ledger, stack, a
     assert [o["Key"] for o in listed["Contents"]] == [f"runs/{run['run_id']}/manifest.json"]
     # the slot frees up: the next trigger takes the rest
     assert [r["files"] for r in start_job(event("job-succeeded.json"))["runs"]] == [3, 1]
+
+
+def test_a_job_at_its_limit_gets_no_claim_until_a_run_ends(start_job, ledger, stack, monkeypatch):
+    monkeypatch.setitem(SETTINGS, "MAX_FILES_PER_RUN", "2")
+    limit = stack.client("glue").get_job(JobName=SETTINGS["JOB_NAME"])["Job"]["ExecutionProperty"][
+        "MaxConcurrentRuns"]
+    _pending(ledger, 2 * limit + 3)
+    released = []
+    monkeypatch.setattr(DynamoLedger, "release_claim", lambda self, run_id, refs: released.append(run_id))
+    hold_job_runs_in_starting()  # the runs stay under way
+    try:
+        runs = start_job(event("crawler-succeeded.json"))["runs"]
+        assert start_job(event("crawler-succeeded.json")) == {"runs": []}
+    finally:
+        state_manager.unset_transition("glue::job_run")
+    assert [r["files"] for r in runs] == [2] * limit
+    assert released == []  # the job was full: nothing claimed only to be given back
+    assert ledger.count_by_state()["PENDING"] == 3
 
 
 def test_job_failure_returns_files_to_pending_with_an_attempt_counted(start_job, ledger, stack):

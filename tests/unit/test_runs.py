@@ -59,10 +59,15 @@ class FakeOutputs:
 
 
 class FakeJobs:
-    def __init__(self, slots: int = 100, error: Exception | None = None) -> None:
-        self.slots = slots
+    def __init__(self, slots: int = 100, error: Exception | None = None,
+                 advertised_slots: int | None = None) -> None:
+        self.slots = slots  # what StartJobRun enforces
+        self.advertised_slots = advertised_slots  # what has_capacity sees (None: always room)
         self.error = error
         self.started: dict[str, str] = {}
+
+    def has_capacity(self):
+        return self.advertised_slots is None or len(self.started) < self.advertised_slots
 
     def start(self, run_id, manifest_uri):
         if self.error:
@@ -100,6 +105,14 @@ def test_concurrency_limit_releases_the_refused_claim_and_its_manifest():
     assert [r.files for r in started] == [4, 4]
     assert len(ledger.released) == 1 and len(ledger.pending) == 2
     assert set(planner.manifests.written) == {r.run_id for r in started}
+
+
+def test_a_job_at_its_limit_is_not_claimed_for():
+    ledger, jobs = FakeLedger(10), FakeJobs(slots=2, advertised_slots=2)
+    planner = _planner(ledger, jobs)
+    assert [r.files for r in planner.start_runs()] == [4, 4]
+    assert ledger.released == [] and len(ledger.claims) == 2  # no claim made just to give it back
+    assert planner.start_runs() == [] and len(ledger.claims) == 2
 
 
 def test_unexpected_errors_release_the_claim_and_propagate():
