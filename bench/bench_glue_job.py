@@ -1,6 +1,7 @@
 """The ETL job's transform path against two baselines, on the same synthetic input, in one run.
 
-Generates --rows order rows as CSV (a few files, fixed seed), then times, warm:
+Generates --rows order rows as CSV (a few files, fixed seed), then times, warm (the median of
+--repeat interleaved runs of each):
   job         the job's own write_table: read with the catalog schema, type and validate, flag
               duplicates (order_id), enrich (ingest time, source, run id, date parts, lookup
               join), write Parquet/snappy partitioned by year/month/day/run_id, count rows per
@@ -9,7 +10,7 @@ Generates --rows order rows as CSV (a few files, fixed seed), then times, warm:
   duckdb      DuckDB doing the job's transform: cast, dedup, enrich, partitioned Parquet write
 Last line: ratio_vs_spark_copy=X.XX ratio_vs_duckdb=Y.YY rows=N  (ratio = job time / other time)
 
-    .venv/bin/python bench/bench_glue_job.py [--rows 1000000]
+    .venv/bin/python bench/bench_glue_job.py [--rows 1000000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -106,6 +108,7 @@ def timed(fn, *args) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (median)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     try:
@@ -114,10 +117,16 @@ def main() -> None:
         spark = spark_session("sluice-bench")
         job_transform(spark, paths, lookup, str(work / "warm-job"))  # warm the JVM and the caches
         spark_copy(spark, paths, str(work / "warm-copy"))
-        job = timed(job_transform, spark, paths, lookup, str(work / "job"))
-        copy = timed(spark_copy, spark, paths, str(work / "copy"))
-        duck = timed(duckdb_transform, paths, lookup, str(work / "duck"))
-        print(f"rows={args.rows} job={job:.2f}s spark_copy={copy:.2f}s duckdb={duck:.2f}s (local[2], warm)")
+        times: dict[str, list[float]] = {"job": [], "copy": [], "duck": []}
+        for n in range(args.repeat):  # interleaved, so a slow spell of the machine hits all three
+            times["job"].append(timed(job_transform, spark, paths, lookup, str(work / f"job{n}")))
+            times["copy"].append(timed(spark_copy, spark, paths, str(work / f"copy{n}")))
+            times["duck"].append(timed(duckdb_transform, paths, lookup, str(work / f"duck{n}")))
+        for name, each in times.items():
+            print(f"{name}: {' '.join(f'{t:.2f}' for t in each)} s")
+        job, copy, duck = (statistics.median(times[k]) for k in ("job", "copy", "duck"))
+        print(f"rows={args.rows} job={job:.2f}s spark_copy={copy:.2f}s duckdb={duck:.2f}s "
+              f"(local[2], warm, median of {args.repeat})")
         print(f"ratio_vs_spark_copy={job / copy:.2f} ratio_vs_duckdb={job / duck:.2f} rows={args.rows}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -103,12 +103,16 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
     The rows are distributed once, by output partition: that one exchange both brings each
     key's duplicates together (dedup is scoped to the output partition) and gives each output
     partition one file, so the write needs no repartition of its own. The typed rows are cached
-    once, because three things read them: the counts, the table, the quarantine.
+    once, because three things read them: the counts, the table, the quarantine (it spills to
+    disk when a run does not fit in memory).
     """
     partition_by = [*partition_keys, *args.date_parts, "run_id"]
     rows = transforms.typed(raw, columns, args.timestamp_column, [args.timestamp_column, *args.dedup_keys])
     rows = transforms.with_output_partition(rows, args.run_id, args.timestamp_column, args.date_parts)
     rows = transforms.flag_duplicates(rows.repartition(*partition_by), args.dedup_keys, within=partition_by)
+    # Uncompressed: the cache is read twice soon after it is built, and compressing its column
+    # batches cost more than it saved (1M rows, local[2]: 5.7 s -> 4.7 s for the whole table).
+    spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         bad, duplicate = F.col("_bad_reason").isNotNull(), F.col("_duplicate")
