@@ -166,8 +166,9 @@ def _route_without_listing_moto() -> None:
 
 
 def _last_crawl_in_aws_words() -> None:
-    """GetCrawler's LastCrawl.Status is SUCCEEDED, CANCELLED or FAILED; moto reports the crawl's
-    ListCrawls state there (COMPLETED, STOPPED), which a handler reading the API would not know."""
+    """GetCrawler's LastCrawl is the last finished crawl, its Status SUCCEEDED, CANCELLED or
+    FAILED; moto shows the newest crawl there, even one still running, with its ListCrawls state
+    (COMPLETED, STOPPED), which a handler reading the API would misread."""
     from moto.glue.models import FakeCrawler
 
     original = FakeCrawler.as_dict
@@ -177,9 +178,13 @@ def _last_crawl_in_aws_words() -> None:
 
     def as_dict(self: FakeCrawler) -> dict:
         data = original(self)
-        if "LastCrawl" in data:
-            status = data["LastCrawl"]["Status"]
-            data["LastCrawl"]["Status"] = words.get(status, status)
+        data.pop("LastCrawl", None)
+        finished = [c for c in self.crawls if c.status not in ("RUNNING", "STOPPING")]
+        if finished:
+            last = finished[-1]
+            data["LastCrawl"] = {"StartTime": last.start_time, "Status": words.get(last.status, last.status),
+                                 "LogGroup": last.log_group, "LogStream": last.log_stream,
+                                 "MessagePrefix": last.message_prefix}
         return data
 
     as_dict.sluice_patched = True  # type: ignore[attr-defined]

@@ -167,7 +167,7 @@ class CrawlPaced(RuntimeError):
 
 
 class Ledger(Protocol):
-    def record_pending(self, ref: FileRef) -> State: ...
+    def record_pending(self, ref: FileRef, created: datetime | None = None) -> State: ...
     def record_skipped(self, ref: FileRef, reason: str) -> State: ...
     def in_flight_besides(self, file_ids: set[str]) -> bool: ...
 
@@ -213,7 +213,7 @@ class BatchIntake:
         for decision in decisions:
             if isinstance(decision, Process):
                 # PENDING also when a redelivery finds it still PENDING: it still needs a crawl.
-                if self.ledger.record_pending(decision.ref) is State.PENDING:
+                if self.ledger.record_pending(decision.ref, decision.created) is State.PENDING:
                     waiting.append(decision)
                 self.batch.add(decision.ref.file_id)
             elif isinstance(decision, Skip):

@@ -55,7 +55,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     if event.detail_type == "Glue Crawler State Change":
         if detail.get("crawlerName") != os.environ["CRAWLER_NAME"] or detail.get("state") != "Succeeded":
             return _ignored(event, "not our crawler's success")
-        return _started(planner().start_runs(), trigger="crawler succeeded")
+        return _started(planner().start_runs(_crawled_before()), trigger="crawler succeeded")
 
     if event.detail_type == "Scheduled Event":
         # The sweep crawls rather than claims: a file left PENDING may be one whose crawl never
@@ -80,10 +80,17 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
             return {"released": {s.value: n for s, n in moved.items()}}
         if state == "SUCCEEDED":  # tell what the run did, then use the free slot
             _notify_summary(detail["jobRunId"])
-            return _started(planner().start_runs(), trigger="run succeeded")
+            return _started(planner().start_runs(_crawled_before()), trigger="run succeeded")
         return _ignored(event, f"job state {state}")
 
     return _ignored(event, "unknown event")
+
+
+def _crawled_before() -> datetime | None:
+    """When the last successful crawl began: every file created before it is in the catalog."""
+    crawler = planner().jobs.glue.get_crawler(Name=os.environ["CRAWLER_NAME"])["Crawler"]
+    last = crawler.get("LastCrawl", {})
+    return last.get("StartTime") if last.get("Status") == "SUCCEEDED" else None
 
 
 def _start_crawler(name: str) -> str:

@@ -42,7 +42,7 @@ class ConcurrencyLimitReached(RuntimeError):
 
 class Ledger(Protocol):
     def claim_pending(self, run_id: str, budget: RunBudget,
-                      pending_before: datetime | None = None) -> list[FileRef]: ...
+                      created_before: datetime | None = None) -> list[FileRef]: ...
     def release_claim(self, run_id: str, refs: list[FileRef]) -> None: ...
     def fail_run(self, run_id: str, max_attempts: int, reason: str) -> dict[State, int]: ...
     def mark_done(self, run_id: str, file_id: str, counts: RowCounts) -> bool: ...
@@ -79,12 +79,18 @@ class RunPlanner:
         self.settings = settings
         self.now = now
 
-    def start_runs(self, pending_before: datetime | None = None) -> list[StartedRun]:
+    def start_runs(self, crawled_before: datetime | None) -> list[StartedRun]:
+        """Runs for the files the catalog already describes: those created before the last
+        successful crawl began (`crawled_before`; None when no crawl has succeeded yet). A file
+        created later waits for its own crawl, so a new table, column or type is catalogued
+        before the job reads the file."""
         started: list[StartedRun] = []
+        if crawled_before is None:
+            return started
         while self.jobs.has_capacity():  # else the next run-ended event or the sweep comes back
             run_id = new_run_id(self.now())
             budget = self.settings.budget()
-            claimed = self.ledger.claim_pending(run_id, budget, pending_before)
+            claimed = self.ledger.claim_pending(run_id, budget, crawled_before)
             if not claimed:
                 return started  # nothing pending: no run
             try:

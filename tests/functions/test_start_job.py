@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
+import boto3
 import pytest
 from moto.moto_api import state_manager
 
 from ledger import FileRef
 from ledger.table import DynamoLedger
+from sluice import crawler
 from sluice.job_runner import hold_job_runs_in_starting
 from tests.functions.conftest import ENV, RAW_BUCKET, event
 
@@ -26,11 +29,21 @@ def ledger(stack) -> DynamoLedger:
     return DynamoLedger(stack.resource("dynamodb").Table(SETTINGS["LEDGER_TABLE"]))
 
 
-def _pending(ledger: DynamoLedger, n: int, prefix: str = "orders/f") -> list[FileRef]:
+def _pending(ledger: DynamoLedger, n: int, prefix: str = "orders/f", crawled: bool = True) -> list[FileRef]:
+    """n files PENDING and, unless `crawled` is False, catalogued by a crawl that then succeeded."""
     refs = [FileRef(RAW_BUCKET, f"{prefix}{i:03}.csv", f"etag{prefix}{i}", 100) for i in range(n)]
     for ref in refs:
         ledger.record_pending(ref)
+    if crawled:
+        _crawl()
     return refs
+
+
+def _crawl(succeeded: bool = True) -> None:
+    glue = boto3.client("glue")
+    time.sleep(0.002)  # the crawl begins after the files were created, to the millisecond
+    glue.start_crawler(Name=SETTINGS["CRAWLER_NAME"])
+    crawler.finish(SETTINGS["CRAWLER_NAME"], succeeded=succeeded, error=None if succeeded else "boom")
 
 
 def _job_runs(aws) -> list[dict]:
@@ -102,6 +115,18 @@ def test_concurrent_runs_exceeded_releases_the_claim(start_job, ledger, stack, a
     assert [o["Key"] for o in listed["Contents"]] == [f"runs/{run['run_id']}/manifest.json"]
     # the slot frees up: the next trigger takes the rest
     assert [r["files"] for r in start_job(event("job-succeeded.json"))["runs"]] == [3, 1]
+
+
+def test_only_files_the_last_successful_crawl_catalogued_are_claimed(start_job, ledger, stack):
+    catalogued = _pending(ledger, 2, prefix="orders/old")
+    _pending(ledger, 3, prefix="orders/new", crawled=False)  # created after that crawl began
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    assert run["files"] == len(catalogued)
+    assert ledger.count_by_state()["PENDING"] == 3  # they wait for the crawl that lists them
+    _crawl(succeeded=False)  # a failed crawl catalogues nothing
+    assert start_job(event("job-succeeded.json")) == {"runs": []}
+    _crawl()
+    assert [r["files"] for r in start_job(event("job-succeeded.json"))["runs"]] == [3]
 
 
 def test_a_job_at_its_limit_gets_no_claim_until_a_run_ends(start_job, ledger, stack, monkeypatch):

@@ -71,7 +71,7 @@ class FakeLedger:
     def __init__(self, existing: dict[str, State] | None = None) -> None:
         self.items = dict(existing or {})
 
-    def record_pending(self, ref: FileRef) -> State:
+    def record_pending(self, ref: FileRef, created=None) -> State:
         return self.items.setdefault(ref.file_id, State.PENDING)
 
     def record_skipped(self, ref: FileRef, reason: str) -> State:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 from ledger import FileRef, RowCounts, RunBudget, State
 from ledger.table import DynamoLedger
@@ -29,6 +30,22 @@ def test_new_bytes_under_same_key_are_a_new_file(aws, ledger_table):
     ledger.record_pending(FileRef("raw", "orders/a.csv", "v1", 5))
     ledger.record_pending(FileRef("raw", "orders/a.csv", "v2", 6))
     assert ledger.count_by_state()["PENDING"] == 2
+
+
+def test_a_claim_takes_only_files_created_before_the_crawl(aws, ledger_table):
+    ledger = _ledger(aws, ledger_table)
+    crawl = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    before, after, unknown = _refs(3)
+    ledger.record_pending(before, created=crawl - timedelta(milliseconds=1))
+    ledger.record_pending(after, created=crawl + timedelta(milliseconds=1))  # after it listed
+    aws.client("dynamodb").put_item(TableName=ledger_table, Item={  # recorded by an older version
+        "file_id": {"S": unknown.file_id}, **{k: {"S": str(v)} for k, v in unknown.to_dict().items()
+                                               if k != "size" and v is not None},
+        "size": {"N": str(unknown.size)}, "state": {"S": "PENDING"}, "attempts": {"N": "0"},
+        "updated_at": {"S": "2026-11-25T08:00:00.000+00:00"}})
+    claimed = ledger.claim_pending("run-1", RunBudget(10, 10**9), created_before=crawl)
+    assert sorted(r.file_id for r in claimed) == sorted([before.file_id, unknown.file_id])
+    assert [r.file_id for r in ledger.claim_pending("run-2", RunBudget(10, 10**9))] == [after.file_id]
 
 
 def test_concurrent_claimers_take_disjoint_files(aws, ledger_table):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from ledger import FileRef, RunBudget, RunManifest, State, state_after_failed_run
 
 from runs import ConcurrencyLimitReached, RunPlanner, RunSettings  # isort: skip
+
+
+CREATED = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # when the fake ledger's files were created
+CRAWLED = CREATED + timedelta(minutes=1)  # a crawl that began after: it catalogued them
 
 
 class FakeLedger:
@@ -15,9 +21,9 @@ class FakeLedger:
         self.claims: dict[str, list[FileRef]] = {}
         self.released: list[str] = []
 
-    def claim_pending(self, run_id, budget: RunBudget, pending_before=None):
+    def claim_pending(self, run_id, budget: RunBudget, created_before=None):
         taken = []
-        while self.pending and budget.take(self.pending[0]):
+        while created_before > CREATED and self.pending and budget.take(self.pending[0]):
             taken.append(self.pending.pop(0))
         self.claims[run_id] = taken
         return taken
@@ -95,13 +101,21 @@ def _planner(ledger, jobs, max_files=4, max_bytes=10**9):
 ])
 def test_runs_are_capped(files, max_files, max_bytes, runs):
     planner = _planner(FakeLedger(files), FakeJobs(), max_files, max_bytes)
-    assert [r.files for r in planner.start_runs()] == runs
+    assert [r.files for r in planner.start_runs(CRAWLED)] == runs
+
+
+def test_only_files_a_successful_crawl_catalogued_are_claimed():
+    ledger = FakeLedger(3)
+    planner = _planner(ledger, FakeJobs())
+    assert planner.start_runs(None) == []  # no crawl has succeeded yet
+    assert planner.start_runs(CREATED - timedelta(seconds=1)) == []  # it began before they existed
+    assert [r.files for r in planner.start_runs(CRAWLED)] == [3]
 
 
 def test_concurrency_limit_releases_the_refused_claim_and_its_manifest():
     ledger, jobs = FakeLedger(10), FakeJobs(slots=2)
     planner = _planner(ledger, jobs)
-    started = planner.start_runs()
+    started = planner.start_runs(CRAWLED)
     assert [r.files for r in started] == [4, 4]
     assert len(ledger.released) == 1 and len(ledger.pending) == 2
     assert set(planner.manifests.written) == {r.run_id for r in started}
@@ -110,23 +124,23 @@ def test_concurrency_limit_releases_the_refused_claim_and_its_manifest():
 def test_a_job_at_its_limit_is_not_claimed_for():
     ledger, jobs = FakeLedger(10), FakeJobs(slots=2, advertised_slots=2)
     planner = _planner(ledger, jobs)
-    assert [r.files for r in planner.start_runs()] == [4, 4]
+    assert [r.files for r in planner.start_runs(CRAWLED)] == [4, 4]
     assert ledger.released == [] and len(ledger.claims) == 2  # no claim made just to give it back
-    assert planner.start_runs() == [] and len(ledger.claims) == 2
+    assert planner.start_runs(CRAWLED) == [] and len(ledger.claims) == 2
 
 
 def test_unexpected_errors_release_the_claim_and_propagate():
     ledger = FakeLedger(3)
     planner = _planner(ledger, FakeJobs(error=RuntimeError("boom")))
     with pytest.raises(RuntimeError):
-        planner.start_runs()
+        planner.start_runs(CRAWLED)
     assert len(ledger.pending) == 3 and planner.manifests.written == {}
 
 
 def test_failed_run_is_traced_through_the_job_run_arguments():
     ledger, jobs = FakeLedger(2), FakeJobs()
     planner = _planner(ledger, jobs)
-    [run] = planner.start_runs()
+    [run] = planner.start_runs(CRAWLED)
     assert planner.run_ended_badly(run.job_run_id, "FAILED", "boom") == {State.PENDING: 2}
     assert planner.outputs.discarded == [run.run_id]  # what it wrote before failing is removed
     assert planner.run_ended_badly("jr_unknown", "FAILED", "boom") == {}
@@ -135,7 +149,7 @@ def test_failed_run_is_traced_through_the_job_run_arguments():
 def test_a_run_that_dies_after_its_commit_point_is_finished_from_its_summary():
     ledger, jobs = FakeLedger(2), FakeJobs()
     planner = _planner(ledger, jobs)
-    [run] = planner.start_runs()
+    [run] = planner.start_runs(CRAWLED)
     planner.manifests.summaries = {run.run_id: {"files": [
         {"file_id": "f1", "rows_in": 3, "rows_out": 2, "rows_bad": 1, "rows_duplicate": 0},
         {"file_id": "f2", "rows_in": 0, "rows_out": 0, "rows_bad": 0, "rows_duplicate": 0}]}}

@@ -43,12 +43,13 @@ class DynamoLedger:
 
     # --- intake (StartCrawlerFunction) -------------------------------------------------------
 
-    def record_pending(self, ref: FileRef) -> State:
-        """Record a new file as PENDING. A duplicate event is a no-op: the existing item's state is
-        returned unchanged."""
+    def record_pending(self, ref: FileRef, created: datetime | None = None) -> State:
+        """Record a new file as PENDING; `created` is its S3 event time (default: now), which
+        decides the crawl that catalogues it. A duplicate event is a no-op: the existing item's
+        state is returned unchanged."""
         stamp = _iso(self.now())
         item = {**ref.to_dict(), "state": State.PENDING.value, "attempts": 0,
-                "received_at": stamp, "updated_at": stamp}
+                "created_at": _iso(created) if created else stamp, "received_at": stamp, "updated_at": stamp}
         return self._put_if_new(item)
 
     def record_skipped(self, ref: FileRef, reason: str) -> State:
@@ -86,12 +87,13 @@ class DynamoLedger:
     # --- runs (StartJobFunction) -------------------------------------------------------------
 
     def claim_pending(self, run_id: str, budget: RunBudget,
-                      pending_before: datetime | None = None) -> list[FileRef]:
-        """Move PENDING files into run_id, oldest first, until the budget is full. A file another
-        claimer took first fails its condition and is simply passed over."""
+                      created_before: datetime | None = None) -> list[FileRef]:
+        """Move PENDING files into run_id, oldest first, until the budget is full; with
+        `created_before`, only files created before it. A file another claimer took first fails
+        its condition and is simply passed over."""
         claimed: list[FileRef] = []
         pages = min(budget.max_files, 100)  # read what is needed, not every pending item at once
-        for item in self.by_state(State.PENDING, updated_before=pending_before, page_size=pages):
+        for item in self.by_state(State.PENDING, page_size=pages, created_before=created_before):
             ref = FileRef.from_dict(item)
             if not budget.fits(ref):
                 break
@@ -162,17 +164,20 @@ class DynamoLedger:
     # --- reading -----------------------------------------------------------------------------
 
     def by_state(self, state: State, updated_before: datetime | None = None,
-                 page_size: int | None = None) -> Iterator[dict]:
+                 page_size: int | None = None, created_before: datetime | None = None) -> Iterator[dict]:
         """Items in a state, oldest first (eventually consistent: re-check before acting)."""
         condition = "#s = :state"
         values: dict[str, Any] = {":state": state.value}
+        options: dict[str, Any] = {"Limit": page_size} if page_size else {}
         if updated_before is not None:
             condition += " AND updated_at < :before"
             values[":before"] = _iso(updated_before)
-        paging = {"Limit": page_size} if page_size else {}
+        if created_before is not None:  # items recorded before created_at existed count as created
+            options["FilterExpression"] = "attribute_not_exists(created_at) OR created_at <= :created"
+            values[":created"] = _iso(created_before)
         yield from self._query(IndexName=BY_STATE_INDEX, KeyConditionExpression=condition,
                                ExpressionAttributeNames={"#s": "state"},
-                               ExpressionAttributeValues=values, **paging)
+                               ExpressionAttributeValues=values, **options)
 
     def by_run(self, run_id: str) -> Iterator[dict]:
         yield from self._query(IndexName=BY_RUN_INDEX, KeyConditionExpression="run_id = :run",
