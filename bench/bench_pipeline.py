@@ -8,7 +8,8 @@
 Last line: lost=N duplicated=N crawler_runs=N job_runs=N drain_s=T peak_mb=M latency_s=L
 
     .venv/bin/python bench/bench_pipeline.py [--files 1000] [--latency-runs 3]
-    .venv/bin/python bench/bench_pipeline.py --soak 10     # 10 minutes of uploads, random faults on
+    .venv/bin/python bench/bench_pipeline.py --soak 10     # 10 minutes of uploads, random faults on,
+                                                           # then a redrive of what they left FAILED
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyarrow.parquet as pq
 
 from sluice.faults import FAULTS
-from sluice.runtime import Runtime
+from sluice.runtime import Runtime, redrive
 from sluice.timeline import Timeline
 
 from ledger.table import DynamoLedger  # isort: skip  (importable once sluice is imported)
@@ -88,17 +89,22 @@ def output_order_ids(rt: Runtime, dataset: str) -> list[str]:
 
 
 def soak(rt: Runtime, raw: str, minutes: float, seed: int = 11) -> int:
-    """Upload small batches for `minutes`, arming a random fault before each; returns the count."""
+    """Upload small batches for `minutes`, arming a random fault before each (unless that one is
+    still armed: faults come at a rate, they do not queue up for the next job run); then disarm
+    them all. Returns the count of files uploaded."""
     rng = random.Random(seed)
     s3 = rt.aws.client("s3")
     files, end = 0, time.monotonic() + minutes * 60
     while time.monotonic() < end:
         fault = rng.choice(sorted(FAULTS))
-        rt.faults.arm(fault, rng.randint(1, 2))
+        if fault not in rt.faults.armed():
+            rt.faults.arm(fault, rng.randint(1, 2))
         for _ in range(rng.randint(5, 40)):
             s3.put_object(Bucket=raw, Key=f"burst/part-{files:06d}.csv", Body=orders(files))
             files += 1
         time.sleep(rng.uniform(0.5, 5))
+    for fault in FAULTS:
+        rt.faults.disarm(fault)
     print(f"soak: faults fired {dict(rt.faults.fired)}")
     return files
 
@@ -138,6 +144,7 @@ def main() -> None:
             return counts["DONE"] + counts["FAILED"]
 
         settled_before = settled()
+        done_before = ledger.count_by_state()["DONE"]
         crawls_before = sum(c.crawls for c in rt.crawlers)
         runs_before = len(rt.jobs[0].finished)
         start = time.monotonic()
@@ -150,6 +157,11 @@ def main() -> None:
         print(f"uploaded {args.files} files in {uploaded:.1f} s")
         try:
             wait_for(lambda: settled() - settled_before >= args.files, timeout=args.timeout, poll=2.0)
+            if args.soak:  # what the faults left FAILED or in the DLQ, the operator redrives
+                print(f"soak: settled as {ledger.count_by_state()}; "
+                      f"redrive: {redrive(rt.aws.client, rt.aws.resource, rt.stack.outputs)}")
+                wait_for(lambda: ledger.count_by_state()["DONE"] - done_before >= args.files,
+                         timeout=args.timeout, poll=2.0)
         except TimeoutError:
             print("burst did not drain within the timeout")
         drain = time.monotonic() - start
