@@ -165,7 +165,7 @@ def _route_without_listing_moto() -> None:
         backends.list_of_moto_modules = cached
 
 
-def _last_crawl_in_aws_words() -> None:
+def _last_crawl_as_aws_reports_it() -> None:
     """GetCrawler's LastCrawl is the last finished crawl, its Status SUCCEEDED, CANCELLED or
     FAILED; moto shows the newest crawl there, even one still running, with its ListCrawls state
     (COMPLETED, STOPPED), which a handler reading the API would misread."""
@@ -231,7 +231,7 @@ class Emulator:
         _atomic_sqs()
         _linear_sqs_scans()
         _route_without_listing_moto()
-        _last_crawl_in_aws_words()
+        _last_crawl_as_aws_reports_it()
         _job_runs_newest_first()
         # moto keeps its state in this process's memory, shared by every server it starts: a
         # runtime starts from an empty AWS, even after another one in the same process.
