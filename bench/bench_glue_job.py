@@ -76,7 +76,11 @@ def job_transform(spark, paths: list[str], lookup_path: str, out: str) -> None:
 
 
 def spark_copy(spark, paths: list[str], out: str) -> None:
-    spark.read.schema(transforms.raw_schema(COLUMNS)).option("header", True).csv(paths).write.mode(
+    """The files' own six columns, as strings. (Reading them with the job's raw schema, which has
+    one column more for malformed records, made every row a short row and this copy 3x slower:
+    the ratios this bench printed before 2026-11-26 were against that slow copy.)"""
+    schema = ", ".join(f"`{name}` string" for name, _ in COLUMNS)
+    spark.read.schema(schema).option("header", True).csv(paths).write.mode(
         "overwrite").option("compression", "snappy").parquet(out)
 
 
