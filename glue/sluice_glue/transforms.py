@@ -4,8 +4,8 @@ Raw rows are read as strings (the catalog's column names, nothing inferred per f
 to the catalog's types; a row that cannot be typed, lacks a required value, or has a bad
 timestamp gets a `_bad_reason` and is quarantined later, never dropped.
 
-Internal columns: _file (index into the manifest), _corrupt (the raw line of a malformed row),
-_bad_reason, _duplicate.
+Internal columns: _file (index into the manifest), _corrupt (the raw line of a malformed row, until
+typed), _bad_reason, _raw (a bad row's values), _bucket (its output partition's time), _duplicate.
 """
 
 from __future__ import annotations
@@ -109,11 +109,22 @@ def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str,
             problems.append(F.when(F.col(name).isNull() | (F.trim(F.col(name)) == ""),
                                    F.lit(f"missing value for {name}")))
     reason = F.coalesce(*problems)
-    # The raw text is kept for bad rows only: serialising every good row would cost more than
-    # the rest of the validation together.
-    raw_text = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(n) for n, _ in columns])))
-    return df.select(*[casts[c].alias(c) if c in casts else F.col(c) for c in df.columns],
-                     reason.alias("_bad_reason"), F.when(reason.isNotNull(), raw_text).alias("_raw"))
+    # A bad row's raw values are kept as a struct and turned into text only in the quarantine:
+    # to_json has no generated code, and one such expression takes the whole projection (every
+    # cast and check of every row) out of Spark's whole-stage code generation.
+    raw_values = F.struct(*[F.col(n) for n, _ in columns], F.col(CORRUPT))
+    return df.select(*[casts[c].alias(c) if c in casts else F.col(c) for c in df.columns if c != CORRUPT],
+                     reason.alias("_bad_reason"), F.when(reason.isNotNull(), raw_values).alias("_raw"))
+
+
+def with_time_bucket(df: DataFrame, timestamp_column: str, date_parts: list[str]) -> DataFrame:
+    """`_bucket`: the timestamp truncated to the finest date part (the day, at day granularity).
+
+    It stands for the output partition while rows are shuffled and sorted: one timestamp instead
+    of a string per date part makes the exchange smaller and gives the sort a prefix that tells
+    buckets apart (every row's year string is the same)."""
+    bucket = F.date_trunc(date_parts[-1], F.col(timestamp_column)) if date_parts else F.lit(None)
+    return df.withColumn("_bucket", bucket.cast("timestamp"))
 
 
 def with_output_partition(df: DataFrame, run_id: str, timestamp_column: str,
@@ -149,6 +160,7 @@ def enriched(df: DataFrame, source_uris: dict[int, str], lookup: DataFrame | Non
 
 def quarantine_records(df: DataFrame, run_id: str, source_uris: dict[int, str]) -> DataFrame:
     uris = F.create_map(*[x for index, uri in source_uris.items() for x in (F.lit(index), F.lit(uri))])
-    return df.select(uris[F.col("_file")].alias("source_file"), F.col("_raw").alias("record"),
+    record = F.coalesce(F.col("_raw").getField(CORRUPT), F.to_json(F.col("_raw").dropFields(CORRUPT)))
+    return df.select(uris[F.col("_file")].alias("source_file"), record.alias("record"),
                      F.col("_bad_reason").alias("reason"), F.lit(run_id).alias("run_id"),
                      F.current_timestamp().alias("quarantined_at"))

@@ -32,6 +32,20 @@ def test_typed_gives_each_bad_row_its_reason(spark):
     assert dict(out.dtypes)["amount"] == "double" and dict(out.dtypes)["event_time"] == "timestamp"
 
 
+def test_quarantine_records_keep_what_the_file_said(spark):
+    raw = _raw(spark, [("o-1", "1.50", "2026-11-24T10:00:00Z", None),
+                       ("o-2", "abc", "2026-11-24T10:00:00Z", None),
+                       ("o-5", None, None, "o-5,ragged")])
+    typed = transforms.typed(raw, COLUMNS, "event_time", ["event_time", "order_id"])
+    out = transforms.quarantine_records(typed.filter(F.col("_bad_reason").isNotNull()), "run-1",
+                                        {0: "s3://raw/orders/a.csv"})
+    records = {r["reason"]: (r["record"], r["source_file"]) for r in out.collect()}
+    assert records == {
+        "not a double in amount: abc": (
+            '{"order_id":"o-2","amount":"abc","event_time":"2026-11-24T10:00:00Z"}', "s3://raw/orders/a.csv"),
+        "malformed record": ("o-5,ragged", "s3://raw/orders/a.csv")}
+
+
 def test_missing_required_column_is_a_reason(spark):
     raw = _raw(spark, [("o-1", "1.0", "2026-11-24T10:00:00Z", None)])
     out = transforms.typed(raw, COLUMNS, "event_time", ["customer_id"])
