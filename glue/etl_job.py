@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None, spark: Any = None) -> dict:
         spark = SparkSession.builder.appName("sluice-etl").getOrCreate()
     spark.conf.set("spark.sql.files.ignoreCorruptFiles", "true")  # a corrupt file: 0 rows, quarantined
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-    spark.conf.set("spark.sql.session.timeZone", "UTC")  # a timestamp without a zone is UTC; so are date parts
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # a timestamp without a zone is UTC; date parts too
     context = glue_context(spark)
     glue_job = None
     if context is not None:

@@ -49,13 +49,17 @@ def test_quarantine_records_keep_what_the_file_said(spark):
 def test_timestamps_with_and_without_a_zone_are_read_as_spark_reads_them(spark):
     values = ["2026-11-24T10:00:00Z", "2026-11-24T10:00:00.250Z", "2026-11-24T11:00:00+01:00",
               "2026-11-24 10:00:00", "2026-11-24Z", "Z", "not a time", None, "2026-11-24T10Z",
-              "2026-11-24T10:00Z", "T10:00:00Z", "10:00:00Z", "2026-11-24T10:00:00+00:00Z", " 2026-11-24T10:00:00Z ",
+              "2026-11-24T10:00Z", "T10:00:00Z", "10:00:00Z", "2026-11-24T10:00:00+00:00Z",
+              " 2026-11-24T10:00:00Z ",
               "2026-11-24T10:00:00z", "2026-11-24T25:00:00Z", "2026-11-24T10:00:00UTC", ":Z"]
     df = spark.createDataFrame([(v,) for v in values], "t string")
     ours = [r[0] for r in df.select(transforms.parse_timestamp(F.col("t"))).collect()]
     sparks = [r[0] for r in df.select(F.col("t").cast("timestamp")).collect()]
     assert ours == sparks
     assert ours[0] == ours[2] == ours[3] and ours[5] is None and ours[6] is None
+    fast = [r[0] for r in df.select(transforms.ends_in_utc_time(F.col("t"))).collect()]
+    assert [v for v, f in zip(values, fast, strict=True) if f] == [
+        "2026-11-24T10:00:00Z", "T10:00:00Z", "10:00:00Z", "2026-11-24T25:00:00Z"]
 
 
 def test_missing_required_column_is_a_reason(spark):
