@@ -211,15 +211,14 @@ def _untracked_models() -> None:
     """moto's BaseModel appends every instance it creates to a list on its class, for moto's web
     dashboard, and never lets go: every copy of a DynamoDB item a write makes, every SQS message
     ever sent. A burst grew the runtime by ~0.1 MB per file (2.3 GB after 10,000 files). The
-    runtime has no use for the dashboard, so instances are no longer recorded there."""
+    runtime has no use for the dashboard, so instances are no longer recorded there (the ones
+    recorded before go with moto_api_backend.reset(), which Emulator.start calls next)."""
     from moto.core.common_models import BaseModel
-    from moto.core.model_instances import reset_model_data
 
     def new(cls: type, *args: Any, **kwargs: Any) -> Any:
         return object.__new__(cls)
 
     BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign]
-    reset_model_data()
 
 
 def free_port() -> int:
