@@ -73,15 +73,23 @@ def header_names(first_line: str, delimiter: str) -> list[str] | None:
 
 
 def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
-    lookup = F.create_map(*[x for path, index in paths.items() for x in (F.lit(path), F.lit(index))])
-    return df.withColumn("_file", lookup[F.input_file_name()])
+    """`_file`: the manifest index of the file each row came from (null if Spark names the file
+    in a way `paths` lacks). A broadcast join, not a map literal: looking up a map literal
+    compares the key with every entry, and a run can hold hundreds of files."""
+    index = df.sparkSession.createDataFrame(list(paths.items()), "_path string, _file int")
+    return df.withColumn("_path", F.input_file_name()).join(F.broadcast(index), "_path", "left").drop("_path")
 
 
 def with_partition_values(df: DataFrame, keys: list[str], values: dict[int, dict[str, str]]) -> DataFrame:
     """Hive partition columns (k=v folders of each file's key), filled per file."""
-    return df.withColumns({key: F.create_map(*[x for index, v in values.items()
-                                               for x in (F.lit(index), F.lit(v.get(key)))])[F.col("_file")]
-                           for key in keys})
+    return df.withColumns({key: by_file({i: v.get(key) for i, v in values.items()}) for key in keys})
+
+
+def by_file(values: dict[int, str | None]) -> Column:
+    """Each row's entry of `values` (manifest index -> value), looked up by its `_file` in an
+    array: constant time per row, where a map literal's lookup grows with the run's files."""
+    array = F.array(*[F.lit(values.get(i)).cast("string") for i in range(max(values, default=-1) + 1)])
+    return F.try_element_at(array, F.col("_file") + 1)
 
 
 def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str,
@@ -173,16 +181,14 @@ def flag_duplicates(df: DataFrame, keys: tuple[str, ...], within: list[str] = ()
 def enriched(df: DataFrame, source_uris: dict[int, str], lookup: DataFrame | None,
              lookup_key: str) -> DataFrame:
     """Ingest time, the source file's URI, and the lookup table's columns (broadcast join)."""
-    uris = F.create_map(*[x for index, uri in source_uris.items() for x in (F.lit(index), F.lit(uri))])
-    out = df.withColumns({"ingested_at": F.current_timestamp(), "source_file": uris[F.col("_file")]})
+    out = df.withColumns({"ingested_at": F.current_timestamp(), "source_file": by_file(source_uris)})
     if lookup is not None:
         out = out.join(F.broadcast(lookup), on=lookup_key, how="left")
     return out
 
 
 def quarantine_records(df: DataFrame, run_id: str, source_uris: dict[int, str]) -> DataFrame:
-    uris = F.create_map(*[x for index, uri in source_uris.items() for x in (F.lit(index), F.lit(uri))])
     record = F.coalesce(F.col("_raw").getField(CORRUPT), F.to_json(F.col("_raw").dropFields(CORRUPT)))
-    return df.select(uris[F.col("_file")].alias("source_file"), record.alias("record"),
+    return df.select(by_file(source_uris).alias("source_file"), record.alias("record"),
                      F.col("_bad_reason").alias("reason"), F.lit(run_id).alias("run_id"),
                      F.current_timestamp().alias("quarantined_at"))

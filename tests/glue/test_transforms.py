@@ -116,3 +116,17 @@ def test_enrichment_adds_ingest_time_source_and_lookup(spark):
     assert (rows["o-1"]["source_file"], rows["o-1"]["region"]) == ("s3://raw/orders/a.csv", "EMEA")
     assert rows["o-2"]["region"] is None  # unmatched lookup keeps the row
     assert rows["o-1"]["ingested_at"] is not None
+
+
+def test_each_row_knows_its_file_and_each_files_values(spark, tmp_path):
+    paths = []
+    for n in range(3):
+        (tmp_path / f"f{n}.csv").write_text(f"order_id\no-{n}\n")
+        paths.append(str(tmp_path / f"f{n}.csv"))
+    table = {"StorageDescriptor": {"SerdeInfo": {"Parameters": {}}}}
+    raw = transforms.read_raw(spark, paths, table, [("order_id", "string")])
+    known = {f"file://{p}": n for n, p in enumerate(paths[:2])}  # the third file is not in the map
+    out = transforms.with_partition_values(transforms.with_file_index(raw, known), ["region"],
+                                           {0: {"region": "eu"}, 1: {}})
+    rows = {r["order_id"]: (r["_file"], r["region"]) for r in out.collect()}
+    assert rows == {"o-0": (0, "eu"), "o-1": (1, None), "o-2": (None, None)}  # no row is dropped
