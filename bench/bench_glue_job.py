@@ -65,14 +65,19 @@ def generate(folder: Path, rows: int, files: int = 4) -> list[str]:
     return paths
 
 
-def job_transform(spark, paths: list[str], lookup_path: str, out: str) -> None:
-    """The job's own write_table: everything the job does with Spark for one table."""
+def read_inputs(spark, paths: list[str], lookup_path: str):
+    """The raw rows with their file index, as the job reads them, and the lookup table."""
     index = {f"file://{p}": i for i, p in enumerate(paths)}
     raw = transforms.with_file_index(transforms.read_raw(spark, paths, TABLE, COLUMNS), index)
+    return raw, spark.read.option("header", True).csv(lookup_path)
+
+
+def job_transform(spark, paths: list[str], lookup_path: str, out: str) -> None:
+    """The job's own write_table: everything the job does with Spark for one table."""
+    raw, lookup = read_inputs(spark, paths, lookup_path)
     args = JobArguments(run_id="run-bench", manifest_uri="", ledger_table="", raw_database="",
                         processed_database="", processed_bucket="", artifacts_bucket="",
                         dedup_keys=("order_id",), lookup_key="country")
-    lookup = spark.read.option("header", True).csv(lookup_path)
     output = write_table(spark, raw, COLUMNS, [], args, dict(enumerate(paths)), lookup, out,
                          f"{out}-quarantine")
     assert sum(c.rows_in for c in output.counts.values()) > 0
@@ -90,10 +95,8 @@ def spark_copy(spark, paths: list[str], out: str) -> None:
 def floor(spark, paths: list[str], lookup_path: str, out: str) -> None:
     """Every row is written with its `_bad_reason`: Spark would push a filter on it below the
     casts and compute them twice (the job filters after its cache, so it does not)."""
-    index = {f"file://{p}": i for i, p in enumerate(paths)}
-    raw = transforms.with_file_index(transforms.read_raw(spark, paths, TABLE, COLUMNS), index)
+    raw, lookup = read_inputs(spark, paths, lookup_path)
     rows = transforms.typed(raw, COLUMNS, "event_time", ["event_time", "order_id"])
-    lookup = spark.read.option("header", True).csv(lookup_path)
     transforms.enriched(rows, dict(enumerate(paths)), lookup, "country").drop("_file", "_raw").write.mode(
         "overwrite").option("compression", "snappy").parquet(out)
 
