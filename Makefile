@@ -41,11 +41,11 @@ build: $(STAMP) ## sam build (python3.11, arm64; pure-Python dependencies, no Do
 	$(BIN)/sam build
 
 glue-package: $(STAMP) ## zip the Glue job's modules (sluice_glue + ledger) for --extra-py-files
-	$(BIN)/python -m sluice.publish_glue --zip glue/dist/sluice_glue.zip
+	$(BIN)/python -m tools.publish_glue --zip glue/dist/sluice_glue.zip
 
 deploy: build glue-package ## sam deploy (first time: `sam deploy --guided`), then publish the job's modules
 	$(BIN)/sam deploy --config-env $(if $(filter sluice-prod,$(STACK)),prod,default)
-	$(BIN)/python -m sluice.publish_glue --zip glue/dist/sluice_glue.zip --stack-name $(STACK)
+	$(BIN)/python -m tools.publish_glue --zip glue/dist/sluice_glue.zip --stack-name $(STACK)
 
 invoke-start-crawler: build ## sam local invoke StartCrawlerFunction (needs Docker); EVENT=events/...
 	$(BIN)/sam local invoke StartCrawlerFunction --env-vars events/env.json \

@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "glue"), str(ROOT / "functions" / "ledger_
 
 import duckdb  # noqa: E402
 
-from sluice.job_runner import spark_session  # noqa: E402
+from sluice.aws.glue_jobs import spark_session  # noqa: E402
 from sluice_glue import transforms  # noqa: E402
 from sluice_glue.arguments import JobArguments  # noqa: E402
 from sluice_glue.job import write_table  # noqa: E402

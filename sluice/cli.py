@@ -28,10 +28,10 @@ from typing import Any
 
 import boto3
 
-from sluice.emulator import FAKE_CREDENTIALS, REGION
+from sluice.aws.emulator import FAKE_CREDENTIALS, REGION
 from sluice.faults import FAULTS, Faults
 from sluice.runtime import STATE_DIR, Runtime, collect_status, redrive
-from sluice.template import ROOT
+from sluice.stack.template import ROOT
 
 SAMPLES = ROOT / "samples"
 SAMPLE_DATASETS = ("orders", "orders_api")

@@ -24,7 +24,7 @@ from moto.sqs.models import sqs_backends
 from ledger import FileRef, RowCounts, State
 from ledger.manifest import summary_key
 from ledger.table import DynamoLedger
-from sluice.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 
 BUCKET_OUTPUTS = ("RawBucketName", "ProcessedBucketName", "ArtifactsBucketName")
 DATABASE_OUTPUTS = ("RawDatabaseName", "ProcessedDatabaseName")

@@ -20,16 +20,16 @@ from typing import Any
 from ledger import State
 from ledger.table import DynamoLedger
 from sluice import persistence
-from sluice.crawler_runner import CrawlerRunner
-from sluice.deploy import Stack, deploy, local_parameters
-from sluice.emulator import Emulator
-from sluice.eventbridge import RuleTargetDelivery, rate_seconds
+from sluice.aws.awslambda import load_handler, load_module
+from sluice.aws.emulator import Emulator
+from sluice.aws.events import RuleTargetDelivery, rate_seconds
+from sluice.aws.glue_crawler import CrawlerRunner
+from sluice.aws.glue_jobs import GlueJobRunner, hold_job_runs_in_starting
+from sluice.aws.sns import EmailOutbox
+from sluice.aws.sqs import SqsEventSource
 from sluice.faults import Faults
-from sluice.job_runner import GlueJobRunner, hold_job_runs_in_starting
-from sluice.lambdas import load_handler, load_module
-from sluice.sns_email import EmailOutbox
-from sluice.sqs_lambda import SqsEventSource
-from sluice.template import ROOT, SamApp
+from sluice.stack.deploy import Stack, deploy, local_parameters
+from sluice.stack.template import ROOT, SamApp
 from sluice.timeline import Timeline
 
 STATE_DIR = ROOT / ".sluice"

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from sluice.emulator import FAKE_CREDENTIALS, Emulator
-from sluice.template import SamApp
+from sluice.aws.emulator import FAKE_CREDENTIALS, Emulator
+from sluice.stack.template import SamApp
 
 # No test may ever reach a real AWS account.
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sluice.lambdas import FakeContext, load_handler
-from sluice.template import ROOT
+from sluice.aws.awslambda import FakeContext, load_handler
+from sluice.stack.template import ROOT
 from tests.conftest import create_ledger_table
 
 EVENTS = ROOT / "events"

@@ -80,7 +80,7 @@ def _stamped_now(evt: dict, ago: timedelta = timedelta(0)) -> dict:
 
 
 def _finish_crawl(succeeded: bool = True) -> None:
-    from sluice import crawler
+    from sluice.aws import glue_crawler as crawler
 
     crawler.finish(CRAWLER, succeeded=succeeded, error=None if succeeded else "boom")
 

@@ -17,8 +17,8 @@ from moto.moto_api import state_manager
 
 from ledger import FileRef
 from ledger.table import DynamoLedger
-from sluice import crawler
-from sluice.job_runner import hold_job_runs_in_starting
+from sluice.aws import glue_crawler as crawler
+from sluice.aws.glue_jobs import hold_job_runs_in_starting
 from tests.functions.conftest import ENV, RAW_BUCKET, event
 
 SETTINGS = ENV["StartJobFunction"]

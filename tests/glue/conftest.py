@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def spark():
-    from sluice.job_runner import spark_session
+    from sluice.aws.glue_jobs import spark_session
 
     session = spark_session("sluice-tests")
     session.conf.set("spark.sql.shuffle.partitions", "2")

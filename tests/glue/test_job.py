@@ -12,7 +12,7 @@ import pytest
 
 from ledger import FileRef, RunBudget, RunManifest, State, manifest_key, summary_key
 from ledger.table import DynamoLedger
-from sluice import crawler
+from sluice.aws import glue_crawler as crawler
 
 pytestmark = pytest.mark.spark
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sluice.deploy import local_parameters
 from sluice.runtime import Runtime
+from sluice.stack.deploy import local_parameters
 from sluice.timeline import Timeline
 from tests.runtime.conftest import (
     assert_each_row_once,

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sluice.deploy import local_parameters
 from sluice.runtime import Runtime, redrive
+from sluice.stack.deploy import local_parameters
 from sluice.timeline import Timeline
 from tests.runtime.conftest import (
     assert_each_row_once,

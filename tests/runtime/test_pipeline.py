@@ -137,7 +137,7 @@ def test_ledger_never_holds_two_items_for_one_file(runtime):
 
 def test_each_glue_event_reaches_the_start_job_function_once(runtime):
     """A schedule rule matches nothing but its schedule (moto would match every event)."""
-    from sluice.eventbridge import put_event
+    from sluice.aws.events import put_event
 
     start_job_queues = [t for t in runtime.stack.rule_targets if t.kind == "lambda"]
     probe = {"jobName": "not-our-job", "severity": "INFO", "state": "SUCCEEDED", "jobRunId": "jr_x",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.template import ROOT, SamApp
+from sluice.stack.template import ROOT, SamApp
 
 # Statements allowed to use "Resource": "*", each because IAM offers no narrower scope.
 UNSCOPABLE = {

@@ -4,8 +4,8 @@
 the job finds those through `--extra-py-files s3://<artifacts>/code/sluice_glue.zip`. This puts
 that zip in place, from the stack's own outputs. `make deploy` runs it after `sam deploy`.
 
-    python -m sluice.publish_glue --zip glue/dist/sluice_glue.zip                 # package only
-    python -m sluice.publish_glue --zip glue/dist/sluice_glue.zip --stack-name sluice-dev
+    python -m tools.publish_glue --zip glue/dist/sluice_glue.zip                 # package only
+    python -m tools.publish_glue --zip glue/dist/sluice_glue.zip --stack-name sluice-dev
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import zipfile
 from pathlib import Path
 
-from sluice.template import ROOT
+from sluice.stack.template import ROOT
 
 PACKAGES = [ROOT / "glue" / "sluice_glue", ROOT / "functions" / "ledger_layer" / "ledger"]
 CODE_KEY = "code/sluice_glue.zip"

@@ -20,10 +20,10 @@ from typing import Any
 from moto.glue.models import glue_backends
 from moto.moto_api import state_manager
 
-from sluice.emulator import ACCOUNT_ID, REGION, Emulator
-from sluice.eventbridge import put_event
+from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.aws.events import put_event
 from sluice.faults import JOB_THREAD, InjectedTimeout
-from sluice.template import ROOT
+from sluice.stack.template import ROOT
 from sluice.timeline import Timeline
 
 SCRIPT = ROOT / "glue" / "etl_job.py"
@@ -123,3 +123,26 @@ class GlueJobRunner:
             "jobName": self.job_name, "severity": "INFO" if state == "SUCCEEDED" else "ERROR",
             "state": state, "jobRunId": run.job_run_id, "message": message})
         return state
+
+
+# --- where moto differs from AWS ------------------------------------------------------------
+
+def correct_moto() -> None:
+    """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
+    _job_runs_newest_first()
+
+
+def _job_runs_newest_first() -> None:
+    """GetJobRuns lists the newest runs first (AWS API reference); moto lists them oldest first,
+    so a first page would show none of the runs under way once a job has run 100 times."""
+    from moto.glue.models import FakeJob
+
+    original = FakeJob.get_job_runs
+    if getattr(original, "sluice_patched", False):
+        return
+
+    def get_job_runs(self: FakeJob) -> list:
+        return list(reversed(original(self)))
+
+    get_job_runs.sluice_patched = True  # type: ignore[attr-defined]
+    FakeJob.get_job_runs = get_job_runs

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluice.emulator import ACCOUNT_ID, REGION, Emulator
-from sluice.template import ROOT, SamApp
+from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.stack.template import ROOT, SamApp
 
 PSEUDO = {"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::Partition": "aws",
           "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sluice.template import ROOT
+from sluice.stack.template import ROOT
 
 LAYER_DIRS = [ROOT / "functions" / "ledger_layer"]
 

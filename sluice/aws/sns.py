@@ -15,7 +15,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from sluice.emulator import Emulator
+from sluice.aws.emulator import Emulator
 from sluice.timeline import Timeline
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sluice.deploy import EventSourceMapping
-from sluice.emulator import REGION, Emulator
+from sluice.aws.awslambda import FakeContext
+from sluice.aws.emulator import REGION, Emulator
 from sluice.faults import Faults
-from sluice.lambdas import FakeContext
+from sluice.stack.deploy import EventSourceMapping
 from sluice.timeline import Timeline
 
 POLL_SECONDS = 0.05
@@ -110,3 +110,85 @@ class SqsEventSource:
         took = (time.monotonic() - started) * 1000
         note = f", {len(failed)} reported failed (retried after the visibility timeout)" if failed else ""
         self.timeline.emit("lambda", f"{self.function_name}: batch of {len(batch)}{note} [{took:.0f} ms]")
+
+
+# --- where moto differs from AWS ------------------------------------------------------------
+
+def correct_moto() -> None:
+    """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
+    _atomic_sqs()
+    _linear_sqs_scans()
+
+
+def _atomic_sqs() -> None:
+    """SQS hands a message to one receiver at a time; moto's threaded server lets two receivers
+    walk and change a queue's message lists at once, which under a burst raises "Set changed size
+    during iteration" (or hands one message out twice). Serialise moto's queue operations. A long
+    poll is split into lock-free waits and locked zero-wait receives, so one idle poller never
+    holds up the others."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend, "sluice_atomic", False):
+        return
+    lock = threading.RLock()
+    for name in ("send_message", "send_message_batch", "delete_message", "delete_message_batch",
+                 "change_message_visibility", "change_message_visibility_batch", "purge_queue",
+                 "get_queue_attributes"):
+        original = getattr(SQSBackend, name)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(SQSBackend, name, locked)
+
+    receive = SQSBackend.receive_message
+
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int,
+                        visibility_timeout: int, message_attribute_names: list[str] | None = None) -> Any:
+        deadline = unix_time() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                got = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - unix_time()
+            if got or remaining <= 0:
+                return got
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+
+    SQSBackend.receive_message = receive_message
+    SQSBackend.sluice_atomic = True  # type: ignore[attr-defined]
+
+
+def _linear_sqs_scans() -> None:
+    """moto recounts a queue (visible, in flight, delayed) on every SendMessage, and tests each
+    message's visibility by reading the clock: a 10,000-message backlog made every S3 upload take
+    tens of milliseconds. Same answers, one clock read per scan."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(Queue, "sluice_fast", False):
+        return
+
+    def visible_now(self: Queue) -> list:
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+    def in_flight(self: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if now <= m.visible_at)
+
+    def delayed(self: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def within_retention(self: SQSBackend, queue_name: str, message: Any) -> bool:
+        # moto computed every attribute of the queue (three full scans) for each message received
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return retention + message.sent_timestamp / 1000 > unix_time_millis() / 1000
+
+    Queue.messages = property(visible_now)
+    Queue.approximate_number_of_messages_not_visible = property(in_flight)
+    Queue.approximate_number_of_messages_delayed = property(delayed)
+    SQSBackend.is_message_valid_based_on_retention_period = within_retention
+    Queue.sluice_fast = True  # type: ignore[attr-defined]

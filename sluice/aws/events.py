@@ -22,9 +22,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sluice.deploy import RuleTarget
-from sluice.emulator import ACCOUNT_ID, REGION, Emulator
-from sluice.lambdas import FakeContext
+from sluice.aws.awslambda import FakeContext
+from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.stack.deploy import RuleTarget
 from sluice.timeline import Timeline
 
 ASYNC_ATTEMPTS = 3  # Lambda's default for asynchronous invocation: the first try and two retries
@@ -114,3 +114,31 @@ def scheduled_event(rule: str) -> dict:
             "source": "aws.events", "account": ACCOUNT_ID,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": REGION,
             "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{rule}"], "detail": {}}
+
+
+# --- where moto differs from AWS ------------------------------------------------------------
+
+def correct_moto() -> None:
+    """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
+    _deliver_transformed_strings()
+
+
+def _deliver_transformed_strings() -> None:
+    """moto 5.2.5 bug: an input transformer that yields a string (a readable message, as the
+    template's notification rules do) crashes delivery to SQS whenever the text contains the
+    letters "time" (`"time" in event`, then `event["time"]`). Deliver such strings as they are."""
+    from moto.events.models import Rule
+    from moto.sqs import sqs_backends
+
+    original = Rule._send_to_sqs_queue
+    if getattr(original, "sluice_patched", False):
+        return
+
+    def send(self: Rule, resource_id: str, event: Any, group_id: str | None = None) -> None:
+        if not isinstance(event, str):
+            return original(self, resource_id, event, group_id)
+        sqs_backends[self.account_id][self.region_name].send_message(
+            queue_name=resource_id, message_body=json.dumps(event), group_id=group_id)
+
+    send.sluice_patched = True  # type: ignore[attr-defined]
+    Rule._send_to_sqs_queue = send

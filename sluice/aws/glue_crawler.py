@@ -14,25 +14,21 @@ never fatal to the crawl.
 from __future__ import annotations
 
 import fnmatch
-import gzip
-import io
 import json
 import re
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as papq
 from moto.glue.models import glue_backends
 
-from sluice.emulator import ACCOUNT_ID, REGION
+from sluice.aws import glue_schema
+from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.timeline import Timeline
 
-SAMPLE_BYTES = 1 << 20  # infer from the first MiB of each file, as Glue samples
 TEXT_IO = ("org.apache.hadoop.mapred.TextInputFormat",
            "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat")
 FORMATS = {
@@ -62,86 +58,8 @@ def table_name(folder: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", folder.lower())
 
 
-def classify(key: str) -> tuple[str | None, bool]:
-    """(classification, gzip) from the object's name."""
-    name = key.lower()
-    gz = name.endswith(".gz")
-    name = name.removesuffix(".gz")
-    for suffix, kind in ((".csv", "csv"), (".tsv", "csv"), (".txt", "csv"), (".jsonl", "json"),
-                         (".json", "json"), (".ndjson", "json"), (".parquet", "parquet")):
-        if name.endswith(suffix):
-            return kind, gz
-    return None, gz
-
-
-def _hive_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_integer(arrow_type):
-        return "bigint"
-    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "double"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    return "string"
-
-
-def _merge(a: str, b: str) -> str:
-    """CombineCompatibleSchemas: equal stays, bigint+double widens, anything else is string."""
-    if a == b:
-        return a
-    if {a, b} == {"bigint", "double"}:
-        return "double"
-    return "string"
-
-
-def infer(body: bytes, kind: str, gz: bool) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """Columns [(name, hive type)] and table parameters for one file's sample."""
-    if kind == "parquet":
-        schema = papq.read_schema(io.BytesIO(body))
-        return [(f.name, _hive_type(f.type)) for f in schema], {}
-    data = gzip.GzipFile(fileobj=io.BytesIO(body)).read(SAMPLE_BYTES) if gz else body[:SAMPLE_BYTES]
-    if not data.strip():
-        raise ValueError("empty file")
-    data.decode("utf-8")  # invalid UTF-8 is unreadable, not a schema
-    if kind == "json":
-        lines = data.splitlines()
-        sample = b"\n".join(lines[:-1] if len(lines) > 1 and len(data) >= SAMPLE_BYTES else lines)
-        table = pajson.read_json(io.BytesIO(sample))
-        return [(f.name, _hive_type(f.type)) for f in table.schema], {}
-    header = data.split(b"\n", 1)[0].decode()
-    delimiter = max([",", ";", "|", "\t"], key=header.count)
-    lines = data.splitlines()
-    sample = b"\n".join(lines[:-1] if len(data) >= SAMPLE_BYTES else lines)
-    options = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda row: "skip")  # ragged rows
-    table = pacsv.read_csv(io.BytesIO(sample), parse_options=options)
-    params = {"delimiter": delimiter, "skip.header.line.count": "1", "areColumnsQuoted": "false"}
-    return [(f.name, _hive_type(f.type)) for f in table.schema], params
-
-
 def _partition_values(relative_dirs: list[str]) -> list[tuple[str, str]]:
     return [tuple(d.split("=", 1)) for d in relative_dirs if "=" in d]  # type: ignore[misc]
-
-
-# (bucket, key, ETag) -> what infer() said about those bytes. The same bytes give the same answer,
-# so a crawl re-reads only new or changed objects: CRAWL_EVERYTHING's result at the cost of the new
-# files (a 10,000-file burst otherwise makes every crawl read every file again).
-_INFERENCE_CACHE: dict[tuple[str, str, str], tuple[list[tuple[str, str]], dict[str, str]] | str] = {}
-
-
-def _inferred(s3: Any, bucket: str, key: str, etag: str, kind: str,
-              gz: bool) -> tuple[list[tuple[str, str]], dict[str, str]] | str:
-    """infer() for one object, or the reason it is unreadable; cached by ETag."""
-    if (bucket, key, etag) not in _INFERENCE_CACHE:
-        try:
-            ranged = {} if kind == "parquet" else {"Range": f"bytes=0-{SAMPLE_BYTES}"}
-            body = s3.get_object(Bucket=bucket, Key=key, **ranged)["Body"].read()
-            _INFERENCE_CACHE[(bucket, key, etag)] = infer(body, kind, gz)
-        except Exception as error:
-            _INFERENCE_CACHE[(bucket, key, etag)] = f"{type(error).__name__}: {error}"
-    return _INFERENCE_CACHE[(bucket, key, etag)]
 
 
 def crawl(aws: Any, crawler_name: str) -> CrawlReport:
@@ -176,7 +94,7 @@ def crawl(aws: Any, crawler_name: str) -> CrawlReport:
 def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, update_schema: bool,
                    report: CrawlReport) -> None:
     bucket = entry["bucket"]
-    kinds = Counter(classify(key)[0] for key, _, _ in entry["files"])
+    kinds = Counter(glue_schema.classify(key)[0] for key, _, _ in entry["files"])
     kinds.pop(None, None)
     if not kinds:
         report.warnings.append(f"{folder}: no file of a known format")
@@ -188,12 +106,12 @@ def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, 
     partition_keys: list[str] = []
     readable = 0
     for key, dirs, etag in entry["files"]:
-        file_kind, gz = classify(key)
+        file_kind, gz = glue_schema.classify(key)
         if file_kind != kind:
             report.warnings.append(f"s3://{bucket}/{key}: {file_kind} file in a {kind} table, not read")
             continue
         partition_keys = partition_keys or [k for k, _ in _partition_values(dirs)]
-        inferred = _inferred(s3, bucket, key, etag, kind, gz)
+        inferred = glue_schema.inferred(s3, bucket, key, etag, kind, gz)
         if isinstance(inferred, str):  # unreadable files are reported, the crawl goes on
             report.warnings.append(f"s3://{bucket}/{key}: unreadable ({inferred})")
             continue
@@ -202,7 +120,7 @@ def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, 
         compressed = compressed or gz
         params.update(file_params)
         for name, hive_type in file_columns:
-            columns[name] = _merge(columns[name], hive_type) if name in columns else hive_type
+            columns[name] = glue_schema.merge(columns[name], hive_type) if name in columns else hive_type
     if not readable:
         report.warnings.append(f"{folder}: no readable file; table not created")
         return
@@ -296,3 +214,84 @@ def failed_event(crawler_name: str, error: str) -> dict:
     return _entry({"crawlerName": crawler_name, "errorMessage": error, "accountId": ACCOUNT_ID,
                    "cloudWatchLogLink": LOG_LINK.format(r=REGION, n=crawler_name), "state": "Failed",
                    "message": "Crawler Failed"})
+
+
+# --- the run loop ---------------------------------------------------------------------------------
+
+class CrawlerRunner:
+    """The Glue crawler's run loop: moto accepts StartCrawler but never crawls. This watches the
+crawler, and when a start leaves it RUNNING, announces "Started", crawls for real
+(sluice.aws.glue_crawler), puts the crawler back to READY and announces "Succeeded" or "Failed" with the
+detail fields AWS sends, on the default event bus, where the template's rules pick them up."""
+
+    def __init__(self, aws: Emulator, name: str, timeline: Timeline) -> None:
+        self.aws = aws
+        self.glue = aws.client("glue")
+        self.events = aws.client("events")
+        self.name = name
+        self.timeline = timeline
+        self.crawls = 0
+        self.paused = threading.Event()  # fault injection: a crawl that stays under way
+
+    def threads(self, stop: threading.Event) -> list[threading.Thread]:
+        return [threading.Thread(target=self._loop, args=(stop,), daemon=True, name=f"crawler-{self.name}")]
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if is_running(self.name) and not self.paused.is_set():
+                self.crawl_once()
+            else:
+                time.sleep(0.05)
+
+    def crawl_once(self) -> None:
+        self.crawls += 1
+        self._put(started_event(self.name))
+        self.timeline.emit("crawler", f"{self.name} Started (crawl #{self.crawls})")
+        try:
+            report = crawl(self.aws, self.name)
+        except Exception as error:  # a failed crawl is announced, never raised into the loop
+            finish(self.name, succeeded=False, error=str(error))
+            self._put(failed_event(self.name, str(error)))
+            self.timeline.emit("error", f"{self.name} Failed: {error}")
+            return
+        finish(self.name, succeeded=True, error=None)
+        self._put(succeeded_event(self.name, report))
+        self.timeline.emit("crawler", f"{self.name} Succeeded: {report.tables_created} tables created, "
+                                      f"{report.tables_updated} updated, {report.partitions_created} "
+                                      f"partitions created [{report.duration:.2f} s]")
+
+    def _put(self, entry: dict) -> None:
+        self.events.put_events(Entries=[entry])
+
+
+# --- where moto differs from AWS ------------------------------------------------------------
+
+def correct_moto() -> None:
+    """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
+    _last_crawl_as_aws_reports_it()
+
+
+def _last_crawl_as_aws_reports_it() -> None:
+    """GetCrawler's LastCrawl is the last finished crawl, its Status SUCCEEDED, CANCELLED or
+    FAILED; moto shows the newest crawl there, even one still running, with its ListCrawls state
+    (COMPLETED, STOPPED), which a handler reading the API would misread."""
+    from moto.glue.models import FakeCrawler
+
+    original = FakeCrawler.as_dict
+    if getattr(original, "sluice_patched", False):
+        return
+    words = {"COMPLETED": "SUCCEEDED", "STOPPED": "CANCELLED"}
+
+    def as_dict(self: FakeCrawler) -> dict:
+        data = original(self)
+        data.pop("LastCrawl", None)
+        finished = [c for c in self.crawls if c.status not in ("RUNNING", "STOPPING")]
+        if finished:
+            last = finished[-1]
+            data["LastCrawl"] = {"StartTime": last.start_time, "Status": words.get(last.status, last.status),
+                                 "LogGroup": last.log_group, "LogStream": last.log_stream,
+                                 "MessagePrefix": last.message_prefix}
+        return data
+
+    as_dict.sluice_patched = True  # type: ignore[attr-defined]
+    FakeCrawler.as_dict = as_dict
