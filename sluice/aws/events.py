@@ -121,6 +121,7 @@ def scheduled_event(rule: str) -> dict:
 def correct_moto() -> None:
     """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
     _deliver_transformed_strings()
+    _transform_input_as_aws_does()
 
 
 def _deliver_transformed_strings() -> None:
@@ -142,3 +143,50 @@ def _deliver_transformed_strings() -> None:
 
     send.sluice_patched = True  # type: ignore[attr-defined]
     Rule._send_to_sqs_queue = send
+
+
+def _transform_input_as_aws_does() -> None:
+    """Two differences in moto's input transformer (EventTemplateParser.parse), both documented on
+    "Amazon EventBridge input transformation" (EventBridge user guide, eb-transform-target-input):
+    - a variable's string value is escaped for JSON (only `aws.events.event` and
+      `aws.events.event.json` are "not escaped"), so a Glue error message with newlines or quotes
+      still makes a valid target input; moto pasted it in raw, json.loads failed and PutEvents
+      answered 500 - the job's state change never reached StartJobFunction and its files stayed
+      CLAIMED;
+    - `$.time` is the event's ISO 8601 time (as in every event AWS sends); moto keeps epoch
+      seconds internally and pasted those into the email ("ended SUCCEEDED at 1796046286.17").
+    Only custom templates are changed: moto's default template (no transformer) relies on the
+    epoch value, which its SQS delivery converts itself."""
+    from moto.events.utils import EventTemplateParser
+
+    original = EventTemplateParser.parse
+    if getattr(original, "sluice_patched", False):
+        return
+
+    def parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> Any:
+        if not input_template:
+            return original(input_template, input_paths_map, event)
+        from jsonpath_ng.ext import parse as json_path
+
+        event = dict(event)
+        if isinstance(event.get("time"), int | float):
+            event["time"] = datetime.fromtimestamp(float(event["time"]), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = input_template
+        for name, path in input_paths_map.items():
+            found = json_path(path).find(event)
+            if found:
+                text = text.replace(f"<{name}>", _substituted(found[0].value))
+        text = text.replace("<aws.events.event.json>", json.dumps(event))
+        return json.loads(text)
+
+    parse.sluice_patched = True  # type: ignore[attr-defined]
+    EventTemplateParser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
+
+
+
+def _substituted(value: Any) -> str:
+    """A string goes in escaped for JSON (it sits inside the template's quotes); objects and
+    arrays as JSON; numbers and booleans as JSON literals."""
+    if isinstance(value, str):
+        return json.dumps(value)[1:-1]
+    return json.dumps(value)
