@@ -23,14 +23,13 @@ import statistics
 import sys
 import tempfile
 import time
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq
 
+from sluice.aws.sns import read_outbox
 from sluice.faults import FAULTS
 from sluice.runtime import Runtime, redrive
 from sluice.timeline import Timeline
@@ -58,11 +57,6 @@ def wait_for(predicate, timeout: float, poll: float = 0.05) -> float:
             raise TimeoutError("timed out")
         time.sleep(poll)
     return time.monotonic() - start
-
-
-def email_text(path: Path) -> str:
-    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-    return f"{message['Subject']}\n{message.get_content()}"
 
 
 def ledger_items(rt: Runtime, prefix: str) -> list[dict]:
@@ -130,7 +124,7 @@ def main() -> None:
             start = time.monotonic()
             s3.put_object(Bucket=raw, Key=key, Body=orders(10_000_000 + i))
             # the run summary email names the file: that is the email this put caused
-            wait_for(lambda k=key: any(k in email_text(p) for p in rt.outbox_dir.glob("*.eml")),
+            wait_for(lambda k=key: any(k in mail.text for mail in read_outbox(rt.outbox_dir)),
                      timeout=120)
             latencies.append(time.monotonic() - start)
         latency = statistics.median(latencies[1:])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ledger import RunSummary
 from sluice_glue import arguments, job
 from sluice_glue.storage import LocalStorage, Storage
 
@@ -26,7 +27,7 @@ def glue_context(spark: Any) -> Any | None:
         return None
 
 
-def main(argv: list[str] | None = None, spark: Any = None) -> dict:
+def main(argv: list[str] | None = None, spark: Any = None) -> RunSummary:
     argv = list(argv if argv is not None else sys.argv)
     args = arguments.parse(argv)
     if spark is None:

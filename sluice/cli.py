@@ -8,7 +8,8 @@
     sluice ingest FILE... [--key KEY]   upload to the raw bucket of the running pipeline
     sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths
     sluice outbox               the notification emails written so far
-    sluice redrive              move messages from the ingest DLQ back to the ingest queue
+    sluice redrive              move messages from the ingest DLQ back to the ingest queue, and
+                                FAILED files back to PENDING
     sluice down                 stop the pipeline started by `sluice up`
 """
 
@@ -21,17 +22,18 @@ import shutil
 import signal
 import sys
 import time
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import boto3
+from rich.console import Console
 
 from sluice.aws.emulator import FAKE_CREDENTIALS, REGION
+from sluice.aws.sns import read_outbox
 from sluice.faults import FAULTS, Faults
 from sluice.runtime import STATE_DIR, Runtime, collect_status, redrive
 from sluice.stack.template import ROOT
+from sluice.timeline import unwrapped_console
 
 SAMPLES = ROOT / "samples"
 SAMPLE_DATASETS = ("orders", "orders_api")
@@ -57,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="ledger, job runs, queues")
     status.add_argument("--json", action="store_true")
     commands.add_parser("outbox", help="notification emails")
-    commands.add_parser("redrive", help="ingest DLQ -> ingest queue")
+    commands.add_parser("redrive", help="ingest DLQ -> ingest queue; FAILED files -> PENDING",
+                        description="Move the messages of the ingest DLQ back to the ingest queue, and "
+                                    "reset the ledger's FAILED files to PENDING with their attempts at 0, "
+                                    "for the sweeper or the next crawl to claim.")
     commands.add_parser("down", help="stop `sluice up`")
     args = parser.parse_args(argv)
     return {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
@@ -108,23 +113,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> None:
-    from rich.console import Console
+    from rich.cells import cell_len
+    from rich.measure import Measurement
     from rich.table import Table
 
-    console = Console(highlight=False)
-    for path in sorted(Path(status["outbox"]).glob("*.eml")):
-        mail = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        console.rule(f"Email to {mail['To']} ({path.name})")
-        console.print(f"Subject: {mail['Subject']}\n\n{mail.get_content().strip()}")
-    console.rule("Ledger")
+    console = unwrapped_console()
+
+    def rule(title: str) -> None:
+        _fit(console, cell_len(title) + 6)
+        console.rule(title)
+
+    for mail in read_outbox(Path(status["outbox"])):
+        rule(f"Email to {mail.recipient} ({mail.path.name})")
+        console.print(f"Subject: {mail.subject}\n\n{mail.body.strip()}", markup=False)
+    rule("Ledger")
     console.print(json.dumps(status["ledger"]))
     s3 = runtime.aws.client("s3")
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=status["processed_bucket"]) for o in page.get("Contents", [])]
     partitions = sorted({k.rsplit("/", 1)[0] for k in keys})
-    console.rule(f"Output: s3://{status['processed_bucket']}/ ({len(keys)} objects)")
+    rule(f"Output: s3://{status['processed_bucket']}/ ({len(keys)} objects)")
     for partition in partitions:
-        console.print(f"  {partition}/")
+        console.print(f"  {partition}/", markup=False)
     data = [k for k in keys if k.endswith(".parquet") and not k.startswith("_quarantine")]
     if data:
         import io
@@ -141,7 +151,15 @@ def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> None:
             table.add_column(column)
         for row in rows:
             table.add_row(*(str(row[c]) for c in columns))
+        _fit(console, Measurement.get(console, console.options.update_width(1000), table).maximum)
         console.print(table)
+
+
+def _fit(console: Console, width: int) -> None:
+    """Without a terminal rich lays rules and tables out to 80 columns, cutting a long title or
+    cell short: there, give them the width they need."""
+    if not console.is_terminal:
+        console.width = max(80, width)
 
 
 # --- talking to a runtime started elsewhere ----------------------------------------------------
@@ -196,9 +214,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    outbox = Path(_running()["outbox"])
-    for path in sorted(outbox.glob("*.eml")):
-        print(f"==> {path}\n{path.read_text()}")
+    for mail in read_outbox(Path(_running()["outbox"])):
+        print(f"==> {mail.path}\nFrom: {mail.sender}\nTo: {mail.recipient}\nDate: {mail.date}\n"
+              f"Subject: {mail.subject}\n\n{mail.body}")
     return 0
 
 

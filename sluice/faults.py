@@ -7,6 +7,12 @@ AWS errors are injected at botocore's HTTP layer (a `before-send` hook on the de
 which the handlers' and the job's clients are created from), so botocore's own retries and the
 handlers' own error handling run exactly as they would against AWS. The other faults are
 switches read by the module that owns the behaviour (sqs_lambda, job_runner).
+
+Tests that hold one client (a handler's cached one) inject on it alone, the same way:
+
+    faults = ClientFaults()
+    calls = faults.fail(glue, "StartCrawler", "ThrottlingException", times=2)   # calls["failed"]
+    faults.clear()
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 FAULTS = {
     "crawler-running": "StartCrawler answers CrawlerRunningException",
@@ -91,7 +97,11 @@ class Faults:
         any handler has made its clients (clients copy the session's hooks when created)."""
         global _active
         _active = self
-        boto3._get_default_session().events.register("before-send", _before_send, unique_id="sluice-faults")
+        # A before-send handler that returns an AWSResponse answers the request unsent (botocore,
+        # "Botocore Events": https://docs.aws.amazon.com/botocore/latest/topics/events.html); the
+        # type stubs declare handlers as returning None.
+        boto3._get_default_session().events.register(
+            "before-send", _before_send, unique_id="sluice-faults")  # type: ignore[arg-type]
 
     def before_send(self, request: Any, event_name: str) -> AWSResponse | None:
         operation = event_name.removeprefix("before-send.")
@@ -120,11 +130,43 @@ def _before_send(request: Any, event_name: str, **_: object) -> AWSResponse | No
     return _active.before_send(request, event_name) if _active else None
 
 
+class ClientFaults:
+    """AWS errors on chosen operations of chosen clients, until clear()."""
+
+    def __init__(self) -> None:
+        self._hooks: list[tuple[Any, str, str]] = []
+
+    def fail(self, client: Any, operation: str, code: str, times: int, after: int = 0,
+             status: int = 400) -> dict[str, int]:
+        """The calls after the first `after` answer `code`, `times` times; later calls go through.
+        Returns the live counts {"failed": n, "total": n} of the operation's calls."""
+        calls = {"failed": 0, "total": 0}
+
+        def before_send(request: Any, **_: object) -> AWSResponse | None:
+            calls["total"] += 1
+            if calls["total"] <= after or calls["failed"] >= times:
+                return None
+            calls["failed"] += 1
+            return _error(request.url, code, status)
+
+        event_name = f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+        unique_id = f"sluice-fault-{operation}-{len(self._hooks)}"
+        client.meta.events.register(event_name, before_send, unique_id=unique_id)
+        self._hooks.append((client, event_name, unique_id))
+        return calls
+
+    def clear(self) -> None:
+        for client, event_name, unique_id in self._hooks:
+            client.meta.events.unregister(event_name, unique_id=unique_id)
+        self._hooks.clear()
+
+
 def _error(url: str, code: str, status: int, xml: bool = False) -> AWSResponse:
     """An error response as the service would send it (S3 speaks XML, the others JSON)."""
     body = (f"<Error><Code>{code}</Code><Message>injected {code}</Message></Error>".encode() if xml
             else json.dumps({"__type": code, "message": f"injected {code}"}).encode())
-    return AWSResponse(url, status, {"x-amzn-query-error": f"{code};Sender"}, _Body(body))
+    headers = HTTPHeaders.from_dict({"x-amzn-query-error": f"{code};Sender"})
+    return AWSResponse(url, status, headers, _Body(body))
 
 
 class _Body:

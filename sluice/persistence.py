@@ -8,21 +8,22 @@ On AWS, S3, DynamoDB, SQS and the Glue catalog are durable; moto keeps them in m
   catalog.json        the tables and partitions of the stack's Glue databases
 and the next `up` (same state folder) puts all of it back into the fresh emulator before any
 worker starts. Job runs are not durable state to restore: a run interrupted by the stop is
-settled as AWS would settle a STOPPED run - finished from its summary if it had committed,
-otherwise its output discarded and its files released (attempts unchanged: not their fault).
+settled as StartJobFunction settles a STOPPED run (ledger.settle) - finished from its summary
+if it had committed, otherwise its output discarded and its files released - except that the
+attempt does not count (the stop was not the files' fault).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from moto.sqs.models import sqs_backends
 
-from ledger import FileRef, RowCounts, State
-from ledger.manifest import summary_key
+from ledger import State, settle_ended_run
+from ledger.s3 import read_summary
 from ledger.table import DynamoLedger
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 
@@ -109,30 +110,19 @@ def restore(aws: Emulator, outputs: dict[str, str], folder: Path) -> dict[str, i
     return {"objects": objects, "ledger_items": len(items), "messages": messages}
 
 
-def settle_interrupted_runs(aws: Emulator, outputs: dict[str, str], discard: Any) -> dict[str, int]:
-    """Files CLAIMED by a run the stop interrupted: DONE from the run's summary if it committed,
-    else the run's output is discarded (`discard(run_id)`) and the files go back to PENDING."""
+def settle_interrupted_runs(aws: Emulator, outputs: dict[str, str],
+                            discard: Callable[[str], object]) -> dict[str, int]:
+    """Every run that still holds CLAIMED files was interrupted by the stop: settled as
+    StartJobFunction settles a STOPPED run (ledger.settle), except that no attempt is counted.
+    `discard(run_id)` removes what a run that had not committed wrote."""
     ledger = DynamoLedger(aws.resource("dynamodb").Table(outputs["LedgerTableName"]))
     s3 = aws.client("s3")
-    runs: dict[str, list[dict]] = {}
-    for item in ledger.by_state(State.CLAIMED):
-        runs.setdefault(item["run_id"], []).append(item)
     settled = {"finished": 0, "released": 0}
-    for run_id, items in runs.items():
-        try:
-            summary = json.loads(s3.get_object(Bucket=outputs["ArtifactsBucketName"],
-                                               Key=summary_key(run_id))["Body"].read())
-        except s3.exceptions.NoSuchKey:
-            summary = None
-        if summary is not None:
-            for f in summary["files"]:
-                settled["finished"] += ledger.mark_done(run_id, f["file_id"], RowCounts(
-                    f["rows_in"], f["rows_out"], f["rows_bad"], f["rows_duplicate"]))
-            continue
-        discard(run_id)
-        ledger.release_claim(run_id, [FileRef(i["bucket"], i["key"], i["etag"], int(i.get("size", 0)))
-                                      for i in items])
-        settled["released"] += len(items)
+    for run_id in sorted({item["run_id"] for item in ledger.by_state(State.CLAIMED)}):
+        summary = read_summary(s3, outputs["ArtifactsBucketName"], run_id)
+        moved = settle_ended_run(ledger, run_id, summary, discard, attempt=None)
+        settled["finished"] += moved.get(State.DONE, 0)
+        settled["released"] += moved.get(State.PENDING, 0)
     return settled
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger import State
+from ledger import ACTIVE_JOB_RUN_STATES, State
 from ledger.table import DynamoLedger
 from sluice import persistence
 from sluice.aws.awslambda import load_handler, load_module
@@ -33,7 +33,6 @@ from sluice.stack.template import ROOT, SamApp
 from sluice.timeline import Timeline
 
 STATE_DIR = ROOT / ".sluice"
-TERMINAL = ("DONE", "FAILED", "SKIPPED")
 
 
 class Runtime:
@@ -207,8 +206,8 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
         "ledger": ledger.count_by_state(),
         "failed_files": failed,
         "stuck_pending": stuck,  # older than sweep age + sweep interval: the sweeper is not keeping up
-        "job_runs": {"total": len(states), "active": sum(s in ("STARTING", "RUNNING") for s in states),
-                     "finished": sum(s not in ("STARTING", "RUNNING") for s in states),
+        "job_runs": {"total": len(states), "active": sum(s in ACTIVE_JOB_RUN_STATES for s in states),
+                     "finished": sum(s not in ACTIVE_JOB_RUN_STATES for s in states),
                      "by_state": {s: states.count(s) for s in sorted(set(states))}},
         "queues": {"ingest": depth(outputs["IngestQueueUrl"]), "ingest_dlq": depth(outputs["IngestDLQUrl"])},
         "emails": len(list(outbox.glob("*.eml"))) if outbox.exists() else 0,

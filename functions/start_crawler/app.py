@@ -12,12 +12,13 @@ from functools import cache
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from glue_crawler import GlueCrawler
 from intake import BatchIntake
 
+from ledger.glue_crawler import GlueCrawler
 from ledger.table import DynamoLedger
 
 logger = Logger()
@@ -35,7 +36,7 @@ def _crawler(name: str) -> GlueCrawler:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     intake = BatchIntake(_ledger(os.environ["LEDGER_TABLE"]), _crawler(os.environ["CRAWLER_NAME"]),
                          bodies=[record.get("body", "") for record in event.get("Records", [])],
                          interval=timedelta(seconds=int(os.environ.get("CRAWL_INTERVAL_SECONDS", "0"))))

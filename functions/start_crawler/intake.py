@@ -19,13 +19,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from typing import Protocol
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from ledger import FileRef, State
+from ledger import CrawlerStart, CrawlerState, FileRef, State
 
 
 @dataclass(frozen=True)
@@ -132,27 +131,6 @@ def _event_time(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
-
-
-class CrawlerStart(Enum):
-    STARTED = "started"
-    ALREADY_RUNNING = "already running"
-
-
-@dataclass(frozen=True)
-class CrawlerState:
-    running: bool
-    running_since: datetime | None = None  # start of the crawl under way, when known
-    last_started: datetime | None = None   # start of the last finished crawl
-    last_succeeded: bool = False           # ... and whether it succeeded
-
-    @property
-    def lists_objects_before(self) -> datetime | None:
-        """The crawl under way, or the last one if it succeeded, lists every object created
-        before it started."""
-        if self.running:
-            return self.running_since
-        return self.last_started if self.last_succeeded else None
 
 
 class CrawlerRunning(RuntimeError):

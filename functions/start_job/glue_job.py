@@ -7,8 +7,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from runs import ConcurrencyLimitReached
 
-# A run in one of these states holds one of the job's MaxConcurrentRuns slots.
-ACTIVE = {"STARTING", "RUNNING", "STOPPING", "WAITING"}
+from ledger import ACTIVE_JOB_RUN_STATES
+
 NEWEST_RUNS = 200  # GetJobRuns' largest page; it lists the newest runs first
 
 
@@ -34,7 +34,7 @@ class GlueJob:
         job = self.glue.get_job(JobName=self.name)["Job"]
         limit = job.get("ExecutionProperty", {}).get("MaxConcurrentRuns", 1)
         runs = self.glue.get_job_runs(JobName=self.name, MaxResults=NEWEST_RUNS)["JobRuns"]
-        return sum(run["JobRunState"] in ACTIVE for run in runs) < limit
+        return sum(run["JobRunState"] in ACTIVE_JOB_RUN_STATES for run in runs) < limit
 
     def run_id_of(self, job_run_id: str) -> str | None:
         """Our run id travels in the job run's own arguments, so no mapping table is needed."""

@@ -1,11 +1,11 @@
-"""Adapter: run manifests in the artifacts bucket (runs/<run_id>/manifest.json)."""
+"""Adapter: run manifests and summaries in the artifacts bucket (runs/<run_id>/...)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ledger import RunManifest, manifest_key, summary_key
+from ledger import RunManifest, RunSummary, manifest_key
+from ledger.s3 import read_summary
 
 
 class S3Manifests:
@@ -19,12 +19,8 @@ class S3Manifests:
                            ContentType="application/json")
         return f"s3://{self.bucket}/{key}"
 
-    def read_summary(self, run_id: str) -> dict | None:
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=summary_key(run_id))["Body"].read()
-        except self.s3.exceptions.NoSuchKey:
-            return None
-        return json.loads(body)
+    def read_summary(self, run_id: str) -> RunSummary | None:
+        return read_summary(self.s3, self.bucket, run_id)
 
     def delete(self, run_id: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=manifest_key(run_id))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.s3 import delete_prefix
+
 
 class CatalogOutputs:
     def __init__(self, glue: Any, s3: Any, database: str, bucket: str) -> None:
@@ -28,17 +30,12 @@ class CatalogOutputs:
                 DatabaseName=self.database, TableName=table["Name"], Expression=f"run_id = '{run_id}'")
             partitions = [p for page in pages for p in page["Partitions"]]
             for partition in partitions:
-                self._delete_prefix(partition["StorageDescriptor"]["Location"].removeprefix(f"s3://{self.bucket}/"))
+                location = partition["StorageDescriptor"]["Location"]
+                delete_prefix(self.s3, self.bucket, location.removeprefix(f"s3://{self.bucket}/"))
             for start in range(0, len(partitions), 25):
                 self.glue.batch_delete_partition(
                     DatabaseName=self.database, TableName=table["Name"],
                     PartitionsToDelete=[{"Values": p["Values"]} for p in partitions[start:start + 25]])
-            self._delete_prefix(f"_quarantine/{table['Name']}/run_id={run_id}/")
+            delete_prefix(self.s3, self.bucket, f"_quarantine/{table['Name']}/run_id={run_id}/")
             removed += len(partitions)
         return removed
-
-    def _delete_prefix(self, prefix: str) -> None:
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        keys = [{"Key": o["Key"]} for page in pages for o in page.get("Contents", [])]
-        for start in range(0, len(keys), 1000):
-            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys[start:start + 1000]})

@@ -11,9 +11,8 @@ with its row counts.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -21,7 +20,16 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ledger import FileRef, RowCounts, RunManifest, summary_key
+from ledger import (
+    FileRef,
+    FileSummary,
+    ReturnedFile,
+    RowCounts,
+    RunManifest,
+    RunSummary,
+    TableSummary,
+    summary_key,
+)
 from ledger.table import DynamoLedger
 from sluice_glue import catalog, transforms
 from sluice_glue.arguments import JobArguments
@@ -30,7 +38,7 @@ from sluice_glue.storage import Storage
 EMPTY_FILE = "no data rows (empty, header only, or unreadable)"
 
 
-def run(spark: SparkSession, args: JobArguments, storage: Storage) -> dict[str, Any]:
+def run(spark: SparkSession, args: JobArguments, storage: Storage) -> RunSummary:
     began = time.monotonic()
     s3, glue = boto3.client("s3"), boto3.client("glue")
     bucket, key = args.manifest_uri.removeprefix("s3://").split("/", 1)
@@ -45,33 +53,30 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage) -> dict[str, 
             uncatalogued.append(ref)
         else:
             groups.setdefault(table["Name"], []).append((index, ref))
-    summary: dict[str, Any] = {"run_id": args.run_id, "job_run_id": args.job_run_id, "tables": {},
-                               "files": [], "output_partitions": [], "returned": []}
+    returned: list[ReturnedFile] = []
     if uncatalogued:  # one such file must not fail the others: it alone goes back, attempts+1
         reason = "no catalog table covers the file (the crawler has not catalogued it, or could not)"
         ledger.fail_run(args.run_id, args.max_attempts, reason, only={r.file_id for r in uncatalogued})
-        summary["returned"] = [{"file": r.uri, "reason": reason} for r in uncatalogued]
+        returned = [ReturnedFile(r.uri, reason) for r in uncatalogued]
     lookup = _lookup(spark, args, storage)
-    for name, members in sorted(groups.items()):
-        table = next(t for t in tables if t["Name"] == name)
-        summary["tables"][name] = _process_table(spark, args, storage, glue, table, members, lookup,
-                                                 summary)
-    files = summary["files"]
-    summary["totals"] = {k: sum(f[k] for f in files) for k in ("rows_in", "rows_out", "rows_bad",
-                                                               "rows_duplicate")}
-    summary["totals"]["files"] = len(files)
-    summary["bytes"] = manifest.total_bytes
-    summary["duration_s"] = round(time.monotonic() - began, 2)
-    summary["quarantine"] = f"s3://{args.processed_bucket}/_quarantine/"
+    written = {name: _process_table(spark, args, storage, glue, next(t for t in tables if t["Name"] == name),
+                                    members, lookup)
+               for name, members in sorted(groups.items())}
+    summary = RunSummary(
+        run_id=args.run_id, job_run_id=args.job_run_id,
+        tables={name: w.table for name, w in written.items()},
+        files=[f for w in written.values() for f in w.files],
+        output_partitions=[p for w in written.values() for p in w.output_partitions],
+        returned=returned, bytes=manifest.total_bytes, duration_s=round(time.monotonic() - began, 2),
+        quarantine=f"s3://{args.processed_bucket}/_quarantine/")
     # The summary is the run's commit point: once it exists the output is complete, so a run
     # that dies after this line is finished from it (StartJobFunction marks the rest DONE), and
     # one that dies before it has its output discarded and its files released.
     s3.put_object(Bucket=args.artifacts_bucket, Key=summary_key(args.run_id),
-                  Body=json.dumps(summary, indent=2, default=str).encode(), ContentType="application/json")
-    for entry in files:
-        counts = RowCounts(entry["rows_in"], entry["rows_out"], entry["rows_bad"], entry["rows_duplicate"])
-        if not ledger.mark_done(args.run_id, entry["file_id"], counts):
-            raise RuntimeError(f"ledger refused DONE for {entry['file_id']}: not claimed by {args.run_id}")
+                  Body=summary.to_json().encode(), ContentType="application/json")
+    for entry in summary.files:
+        if not ledger.mark_done(args.run_id, entry.file_id, entry.counts):
+            raise RuntimeError(f"ledger refused DONE for {entry.file_id}: not claimed by {args.run_id}")
     return summary
 
 
@@ -152,8 +157,17 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
     return TableOutput(counts, sorted(partitions), partition_by, schema)
 
 
+@dataclass
+class TableWritten:
+    """One table's part of the run summary."""
+
+    table: TableSummary
+    files: list[FileSummary]
+    output_partitions: list[str]
+
+
 def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, glue: Any, table: dict,
-                   members: list[tuple[int, FileRef]], lookup: DataFrame | None, summary: dict) -> dict:
+                   members: list[tuple[int, FileRef]], lookup: DataFrame | None) -> TableWritten:
     name = table["Name"]
     columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
     partition_keys = [k["Name"] for k in table.get("PartitionKeys", [])]
@@ -167,7 +181,7 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
                if table.get("Parameters", {}).get("classification", "csv") == "csv"}
     raw = transforms.with_file_index(transforms.read_raw(spark, read_paths, table, columns, headers), paths)
     raw = transforms.with_partition_values(raw, partition_keys, {
-        i: dict(seg.split("=", 1) for seg in ref.key.split("/")[:-1] if "=" in seg)
+        i: dict(catalog.partition_values(ref.key.split("/")[:-1]))
         for i, ref in enumerate(refs)})
     quarantine_prefix = f"_quarantine/{name}/run_id={args.run_id}/"
     out = write_table(spark, raw, columns, partition_keys, args, uris, lookup,
@@ -180,10 +194,9 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
     new_partitions = catalog.register(
         glue, args.processed_database, name, f"s3://{args.processed_bucket}/{name}/", out.good_schema,
         out.partition_by, [list(p) for p in out.partitions], args.output_format)
-    for i, ref in enumerate(refs):
-        summary["files"].append({"file": ref.uri, "file_id": ref.file_id, "table": name,
-                                 **asdict(out.counts.get(i, RowCounts(0, 0, 0, 0))),
-                                 **({"note": EMPTY_FILE} if i not in out.counts else {})})
-    summary["output_partitions"] += [f"s3://{args.processed_bucket}/{name}/{d}/" for d in run_dirs]
-    return {"files": len(refs), "partitions_written": len(run_dirs), "partitions_new": new_partitions,
-            "quarantine": f"s3://{args.processed_bucket}/{quarantine_prefix}"}
+    files = [FileSummary(ref.uri, ref.file_id, name, out.counts.get(i, RowCounts(0, 0, 0, 0)),
+                         note=None if i in out.counts else EMPTY_FILE) for i, ref in enumerate(refs)]
+    return TableWritten(
+        TableSummary(files=len(refs), partitions_written=len(run_dirs), partitions_new=new_partitions,
+                     quarantine=f"s3://{args.processed_bucket}/{quarantine_prefix}"),
+        files, [f"s3://{args.processed_bucket}/{name}/{d}/" for d in run_dirs])

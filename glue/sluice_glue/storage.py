@@ -17,6 +17,7 @@ from urllib.parse import quote
 import boto3
 
 from ledger import FileRef
+from ledger.s3 import delete_prefix
 
 
 class Storage:
@@ -108,11 +109,8 @@ class LocalStorage(Storage):
         earlier attempt of the same run left there, then upload."""
         local_root = Path(self.output_root(bucket, prefix))
         for run_dir in run_dirs:
-            stale = self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=f"{prefix}{run_dir}/")
-            keys = [{"Key": o["Key"]} for page in stale for o in page.get("Contents", [])]
-            for start in range(0, len(keys), 1000):
-                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000]})
+            # "" is the whole prefix (the run's quarantine folder), not "<prefix>/"
+            delete_prefix(self.s3, bucket, f"{prefix}{run_dir}/" if run_dir else prefix)
         for path in sorted(local_root.rglob("*")):
             if path.is_file() and not path.name.startswith(("_", ".")):
                 self.s3.upload_file(str(path), bucket, f"{prefix}{path.relative_to(local_root).as_posix()}")

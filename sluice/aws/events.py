@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from sluice.aws.awslambda import FakeContext
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.stack.deploy import RuleTarget
-from sluice.timeline import Timeline
+from sluice.timeline import Timeline, describe_result
 
 ASYNC_ATTEMPTS = 3  # Lambda's default for asynchronous invocation: the first try and two retries
 
@@ -97,9 +97,8 @@ class RuleTargetDelivery:
             self.timeline.emit("error", f"{self.function_name} raised {error!r} (attempt {attempt})")
             return attempt >= ASYNC_ATTEMPTS
         took = (time.monotonic() - started) * 1000
-        summary = json.dumps(result, default=str)
         self.timeline.emit("lambda", f"{self.function_name} <- {payload.get('detail-type')}: "
-                                     f"{summary[:160]} [{took:.0f} ms]")
+                                     f"{describe_result(result)} [{took:.0f} ms]")
         return True
 
     def _tick(self, stop: threading.Event) -> None:

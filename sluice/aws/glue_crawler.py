@@ -4,8 +4,8 @@ Lists the crawler's S3 targets, groups objects into tables (TableLevelConfigurat
 top-level folder of the bucket is a table), infers each table's schema with pyarrow from a
 bounded sample of its files (CSV, JSON lines, Parquet; gzip), detects Hive partitions (k=v/),
 and creates or updates the tables and partitions in the emulated Data Catalog in the shape AWS
-Glue writes them, honouring the schema change policy. An unreadable file is skipped and reported,
-never fatal to the crawl.
+Glue writes them, honouring the schema change policy, through the job's own catalog writer
+(sluice_glue.catalog). An unreadable file is skipped and reported, never fatal to the crawl.
 
     >>> table_name("Orders API")
     'orders_api'
@@ -28,16 +28,8 @@ from moto.glue.models import glue_backends
 from sluice.aws import glue_schema
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.timeline import Timeline
+from sluice_glue import catalog
 
-TEXT_IO = ("org.apache.hadoop.mapred.TextInputFormat",
-           "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat")
-FORMATS = {
-    "csv": (*TEXT_IO, "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"),
-    "json": (*TEXT_IO, "org.openx.data.jsonserde.JsonSerDe"),
-    "parquet": ("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"),
-}
 LOG_LINK = "https://console.aws.amazon.com/cloudwatch/home?region={r}#logEventViewer:group=/aws-glue/crawlers;stream={n}"
 
 
@@ -56,10 +48,6 @@ class CrawlReport:
 
 def table_name(folder: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", folder.lower())
-
-
-def _partition_values(relative_dirs: list[str]) -> list[tuple[str, str]]:
-    return [tuple(d.split("=", 1)) for d in relative_dirs if "=" in d]  # type: ignore[misc]
 
 
 def crawl(aws: Any, crawler_name: str) -> CrawlReport:
@@ -94,8 +82,7 @@ def crawl(aws: Any, crawler_name: str) -> CrawlReport:
 def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, update_schema: bool,
                    report: CrawlReport) -> None:
     bucket = entry["bucket"]
-    kinds = Counter(glue_schema.classify(key)[0] for key, _, _ in entry["files"])
-    kinds.pop(None, None)
+    kinds = Counter(kind for kind in (glue_schema.classify(key)[0] for key, _, _ in entry["files"]) if kind)
     if not kinds:
         report.warnings.append(f"{folder}: no file of a known format")
         return
@@ -110,7 +97,7 @@ def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, 
         if file_kind != kind:
             report.warnings.append(f"s3://{bucket}/{key}: {file_kind} file in a {kind} table, not read")
             continue
-        partition_keys = partition_keys or [k for k, _ in _partition_values(dirs)]
+        partition_keys = partition_keys or [k for k, _ in catalog.partition_values(dirs)]
         inferred = glue_schema.inferred(s3, bucket, key, etag, kind, gz)
         if isinstance(inferred, str):  # unreadable files are reported, the crawl goes on
             report.warnings.append(f"s3://{bucket}/{key}: unreadable ({inferred})")
@@ -126,44 +113,20 @@ def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, 
         return
     name = table_name(folder)
     location = f"s3://{bucket}/{entry['prefix']}{folder}/"
-    input_format, output_format, serde = FORMATS[kind]
-    descriptor = {
-        "Columns": [{"Name": c, "Type": t} for c, t in columns.items() if c not in partition_keys],
-        "Location": location, "InputFormat": input_format, "OutputFormat": output_format,
-        "SerdeInfo": {"SerializationLibrary": serde,
-                      "Parameters": {"field.delim": params["delimiter"]} if kind == "csv" else {}},
-    }
-    table_input = {
-        "Name": name, "TableType": "EXTERNAL_TABLE", "StorageDescriptor": descriptor,
-        "PartitionKeys": [{"Name": k, "Type": "string"} for k in partition_keys],
-        "Parameters": {"classification": kind, "compressionType": "gzip" if compressed else "none",
-                       "typeOfData": "file", **params},
-    }
-    try:
-        existing = glue.get_table(DatabaseName=database, Name=name)["Table"]
-    except glue.exceptions.EntityNotFoundException:
-        existing = None
-    if existing is None:
-        glue.create_table(DatabaseName=database, TableInput=table_input)
-        report.tables_created += 1
-    elif update_schema and existing["StorageDescriptor"]["Columns"] != descriptor["Columns"]:
-        glue.update_table(DatabaseName=database, TableInput=table_input)
-        report.tables_updated += 1
-    _catalog_partitions(glue, database, name, location, descriptor, entry["files"], report)
-
-
-def _catalog_partitions(glue: Any, database: str, table: str, location: str, descriptor: dict,
-                        files: list, report: CrawlReport) -> None:
-    values = {tuple(v for _, v in _partition_values(dirs)): "/".join(dirs) for _, dirs, _ in files
-              if _partition_values(dirs)}
-    existing = {tuple(p["Values"]) for page in glue.get_paginator("get_partitions").paginate(
-        DatabaseName=database, TableName=table) for p in page["Partitions"]}
-    new = [{"Values": list(v), "StorageDescriptor": {**descriptor, "Location": f"{location}{path}/"}}
-           for v, path in sorted(values.items()) if v not in existing]
-    for start in range(0, len(new), 100):
-        glue.batch_create_partition(DatabaseName=database, TableName=table,
-                                    PartitionInputList=new[start:start + 100])
-    report.partitions_created += len(new)
+    table = catalog.table_input(
+        name, location, [(c, t) for c, t in columns.items() if c not in partition_keys], partition_keys, kind,
+        parameters={"compressionType": "gzip" if compressed else "none", "typeOfData": "file", **params},
+        serde_parameters={"field.delim": params["delimiter"]} if kind == "csv" else None)
+    # A crawler rewrites a table only when the schema it found differs, and only if its
+    # SchemaChangePolicy lets it; new tables and partitions are added whatever the policy
+    # (https://docs.aws.amazon.com/glue/latest/webapi/API_SchemaChangePolicy.html).
+    outcome = catalog.put_table(glue, database, table, update_if=lambda existing: update_schema and (
+        existing["StorageDescriptor"]["Columns"] != table["StorageDescriptor"]["Columns"]))
+    report.tables_created += outcome == "created"
+    report.tables_updated += outcome == "updated"
+    report.partitions_created += catalog.add_partitions(glue, database, table, {
+        tuple(v for _, v in catalog.partition_values(dirs)): f"{location}{'/'.join(dirs)}/"
+        for _, dirs, _ in entry["files"] if catalog.partition_values(dirs)})
 
 
 # --- crawler state and the events AWS emits --------------------------------------------------
@@ -174,7 +137,7 @@ def is_running(crawler_name: str) -> bool:
     return glue_backends[ACCOUNT_ID][REGION].crawlers[crawler_name].status == "RUNNING"
 
 
-def finish(crawler_name: str, succeeded: bool, error: str | None) -> None:
+def finish(crawler_name: str, succeeded: bool) -> None:
     """Put the crawler back to READY with its LastCrawl outcome (the API cannot; moto's model can,
     and moto's server runs in this process)."""
     crawler = glue_backends[ACCOUNT_ID][REGION].crawlers[crawler_name]
@@ -250,11 +213,11 @@ detail fields AWS sends, on the default event bus, where the template's rules pi
         try:
             report = crawl(self.aws, self.name)
         except Exception as error:  # a failed crawl is announced, never raised into the loop
-            finish(self.name, succeeded=False, error=str(error))
+            finish(self.name, succeeded=False)
             self._put(failed_event(self.name, str(error)))
             self.timeline.emit("error", f"{self.name} Failed: {error}")
             return
-        finish(self.name, succeeded=True, error=None)
+        finish(self.name, succeeded=True)
         self._put(succeeded_event(self.name, report))
         self.timeline.emit("crawler", f"{self.name} Succeeded: {report.tables_created} tables created, "
                                       f"{report.tables_updated} updated, {report.partitions_created} "
@@ -280,7 +243,7 @@ def _last_crawl_as_aws_reports_it() -> None:
     original = FakeCrawler.as_dict
     if getattr(original, "sluice_patched", False):
         return
-    words = {"COMPLETED": "SUCCEEDED", "STOPPED": "CANCELLED"}
+    words: dict[str | None, str | None] = {"COMPLETED": "SUCCEEDED", "STOPPED": "CANCELLED"}
 
     def as_dict(self: FakeCrawler) -> dict:
         data = original(self)
@@ -294,4 +257,4 @@ def _last_crawl_as_aws_reports_it() -> None:
         return data
 
     as_dict.sluice_patched = True  # type: ignore[attr-defined]
-    FakeCrawler.as_dict = as_dict
+    FakeCrawler.as_dict = as_dict  # type: ignore[method-assign]

@@ -10,10 +10,13 @@ or RUNNING while they wait, moto enforces the job's MaxConcurrentRuns as Glue do
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -40,10 +43,38 @@ def _moto_job_runs(job_name: str) -> list[Any]:
     return glue_backends[ACCOUNT_ID][REGION].jobs[job_name].job_runs
 
 
+# Spark's start-up WARN lines say nothing about a run: the hostname resolving to a loopback
+# address (SPARK_LOCAL_IP answers it) and the missing native-hadoop library (the Java fallback is
+# what local Spark always uses). Everything else at WARN or above still shows until the session
+# is up; then the level is ERROR, so a failing job's errors still reach the timeline. See
+# https://spark.apache.org/docs/3.5.0/configuration.html#environment-variables and
+# #configuring-logging (log4j2 properties, passed through the driver's Java options).
+LOG4J2 = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.nativeloader.name = org.apache.hadoop.util.NativeCodeLoader
+logger.nativeloader.level = error
+"""
+
+
+def _log4j2_file() -> Path:
+    path = Path(tempfile.gettempdir()) / f"sluice-log4j2-{os.getuid()}.properties"
+    if not path.exists() or path.read_text() != LOG4J2:
+        path.write_text(LOG4J2)
+    return path
+
+
 def spark_session(app_name: str = "sluice-local") -> Any:
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM the builder launches
     session = (SparkSession.builder.master("local[2]").appName(app_name)
+            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{_log4j2_file()}")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", "4")
@@ -104,10 +135,9 @@ class GlueJobRunner:
             if self.fail_next is not None:
                 error, self.fail_next = self.fail_next, None
                 raise error
-            summary = self._script.main(argv, spark=self.spark) or {}
+            summary = self._script.main(argv, spark=self.spark)
             state, message = "SUCCEEDED", "Job run succeeded"
-            totals = summary.get("totals", {})
-            detail = ", ".join(f"{k}={v}" for k, v in totals.items()) if isinstance(totals, dict) else ""
+            detail = ", ".join(f"{k}={v}" for k, v in summary.to_dict()["totals"].items())
         except InjectedTimeout as error:
             state, message, detail = "TIMEOUT", str(error), ""
         except Exception as error:  # the run fails; the pipeline releases its files

@@ -21,6 +21,7 @@ import pyarrow.parquet as papq
 
 SAMPLE_BYTES = 1 << 20  # infer from the first MiB of each file, as Glue samples
 
+
 def classify(key: str) -> tuple[str | None, bool]:
     """(classification, gzip) from the object's name."""
     name = key.lower()

@@ -2,14 +2,20 @@
 
 For every topic with email subscribers, an internal queue is subscribed with raw delivery; each
 message that arrives is written once per subscriber as a standard RFC 5322 message that any mail
-program opens.
+program opens. read_outbox() reads them back, decoded as a mail program would:
+
+    >>> [mail.subject for mail in read_outbox(Path("/no/such/outbox"))]
+    []
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -70,3 +76,35 @@ class EmailOutbox:
         path = self.outbox / f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{self.sent:04d}.eml"
         path.write_bytes(bytes(mail))
         return path
+
+
+@dataclass(frozen=True)
+class Email:
+    """One message of the outbox, decoded."""
+
+    path: Path
+    sender: str
+    recipient: str
+    date: str
+    subject: str
+    body: str
+
+    @property
+    def text(self) -> str:
+        """Subject and body, the part a reader searches."""
+        return f"{self.subject}\n{self.body}"
+
+
+def read_outbox(outbox: Path) -> list[Email]:
+    """The outbox's messages, oldest first (their names begin with the time they were written)."""
+    if not outbox.is_dir():
+        return []
+    emails = []
+    for path in sorted(outbox.glob("*.eml")):
+        mail = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        # A header longer than a line is folded when written ("Subject:\n Sluice run ..."), and
+        # its unfolded value keeps the fold's leading space.
+        header = {name: str(mail[name] or "").strip() for name in ("From", "To", "Date", "Subject")}
+        emails.append(Email(path, header["From"], header["To"], header["Date"], header["Subject"],
+                            mail.get_content()))
+    return emails

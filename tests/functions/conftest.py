@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sluice.aws.awslambda import FakeContext, load_handler
+from sluice.faults import ClientFaults
 from sluice.stack.template import ROOT
 from tests.conftest import create_ledger_table
 
@@ -75,55 +76,16 @@ def ledger_items(stack) -> Callable[[], list[dict]]:
     return lambda: table.scan(ConsistentRead=True)["Items"]
 
 
-class AwsErrors:
-    """Make one AWS operation answer with an error code the next N times, at the HTTP layer, so
-    botocore's own retry logic runs exactly as it would against AWS."""
-
-    def __init__(self) -> None:
-        self._clients: list = []
-
-    def fail(self, client, operation: str, code: str, times: int, after: int = 0,
-             status: int = 400) -> dict:
-        """Calls after the first `after` ones fail, `times` times; later calls go through."""
-        calls = {"failed": 0, "total": 0}
-
-        def before_send(request, **_: object):
-            calls["total"] += 1
-            if calls["total"] <= after or calls["failed"] >= times:
-                return None
-            calls["failed"] += 1
-            from botocore.awsrequest import AWSResponse
-
-            body = json.dumps({"__type": code, "message": f"injected {code}"}).encode()
-            return AWSResponse(request.url, status, {"x-amzn-query-error": f"{code};Sender"}, _Raw(body))
-
-        event_name = f"before-send.{client.meta.service_model.service_name}.{operation}"
-        client.meta.events.register(event_name, before_send, unique_id=f"inject-{operation}")
-        self._clients.append((client, event_name, f"inject-{operation}"))
-        return calls
-
-    def clear(self) -> None:
-        for client, event_name, unique_id in self._clients:
-            client.meta.events.unregister(event_name, unique_id=unique_id)
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: object) -> Iterator[bytes]:
-        yield self.body
-
-
 @pytest.fixture
-def aws_errors(monkeypatch) -> Iterator[AwsErrors]:
-    """Inject AWS errors; botocore's retries still run, without their backoff sleeps."""
+def aws_errors(monkeypatch) -> Iterator[ClientFaults]:
+    """Inject AWS errors on a client (sluice.faults); botocore's retries still run, without their
+    backoff sleeps."""
     from botocore.retries.standard import ExponentialBackoff
 
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
-    errors = AwsErrors()
-    yield errors
-    errors.clear()
+    faults = ClientFaults()
+    yield faults
+    faults.clear()
 
 
 @pytest.fixture

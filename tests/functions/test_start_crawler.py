@@ -82,7 +82,7 @@ def _stamped_now(evt: dict, ago: timedelta = timedelta(0)) -> dict:
 def _finish_crawl(succeeded: bool = True) -> None:
     from sluice.aws import glue_crawler as crawler
 
-    crawler.finish(CRAWLER, succeeded=succeeded, error=None if succeeded else "boom")
+    crawler.finish(CRAWLER, succeeded=succeeded)
 
 
 def test_crawler_running_fails_the_records_and_loses_nothing(start_crawler, ledger_items, stack):

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto.moto_api import state_manager
 
-from ledger import FileRef
+from ledger import FileRef, FileSummary, RowCounts, RunManifest, RunSummary, summary_key
 from ledger.table import DynamoLedger
 from sluice.aws import glue_crawler as crawler
 from sluice.aws.glue_jobs import hold_job_runs_in_starting
@@ -43,7 +43,7 @@ def _crawl(succeeded: bool = True) -> None:
     glue = boto3.client("glue")
     time.sleep(0.002)  # the crawl begins after the files were created, to the millisecond
     glue.start_crawler(Name=SETTINGS["CRAWLER_NAME"])
-    crawler.finish(SETTINGS["CRAWLER_NAME"], succeeded=succeeded, error=None if succeeded else "boom")
+    crawler.finish(SETTINGS["CRAWLER_NAME"], succeeded=succeeded)
     time.sleep(0.002)  # ... and files recorded next are created after it began (the ledger and
     # the crawl keep milliseconds; a file of the same millisecond counts as listed)
 
@@ -209,6 +209,54 @@ def test_sweep_crawls_only_when_a_file_is_pending_long_enough(start_job, ledger,
     assert start_job(event("scheduled-sweep.json")) == {"sweep": "crawler started"}
     assert start_job(event("scheduled-sweep.json")) == {"sweep": "crawler already running"}
     assert ledger.count_by_state()["PENDING"] == 5  # the crawl's success event starts the runs
+
+
+def _inbox(stack) -> tuple:
+    """The stack's notification topic (the ARN env.json gives), with a queue subscribed to read it."""
+    sns, sqs = stack.client("sns"), stack.client("sqs")
+    topic = sns.create_topic(Name=SETTINGS["NOTIFICATION_TOPIC"].rsplit(":", 1)[-1])["TopicArn"]
+    assert topic == SETTINGS["NOTIFICATION_TOPIC"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return sqs, queue
+
+
+def _commit(stack, run: dict) -> None:
+    """What the job writes at its commit point: the summary, every manifest file processed."""
+    s3 = stack.client("s3")
+    bucket, key = run["manifest_uri"].removeprefix("s3://").split("/", 1)
+    manifest = RunManifest.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    summary = RunSummary(run["run_id"], files=[FileSummary(ref.uri, ref.file_id, "orders", RowCounts(3, 2, 1))
+                                               for ref in manifest.files])
+    s3.put_object(Bucket=bucket, Key=summary_key(run["run_id"]), Body=summary.to_json().encode())
+
+
+@pytest.mark.parametrize("state", ["SUCCEEDED", "TIMEOUT", "FAILED"])
+def test_a_run_that_committed_is_emailed(start_job, ledger, stack, state):
+    sqs, inbox = _inbox(stack)
+    refs = _pending(ledger, 2)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    _commit(stack, run)
+    ended = event("job-succeeded.json" if state == "SUCCEEDED" else "job-failed.json")
+    ended["detail"].update(jobRunId=run["job_run_id"], state=state)
+    result = start_job(ended)
+    if state != "SUCCEEDED":  # it died after its commit point: finished from its summary
+        assert result == {"released": {"DONE": 2}}
+        assert {ledger.get(r.file_id)["state"] for r in refs} == {"DONE"}
+    [mail] = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1)["Messages"]
+    assert json.loads(mail["Body"])["Subject"] == (
+        f"Sluice run {run['run_id']}: 2 files, 4 of 6 rows written, 2 quarantined, 0 duplicate")
+
+
+def test_a_run_that_failed_before_committing_is_not_emailed(start_job, ledger, stack):
+    sqs, inbox = _inbox(stack)
+    _pending(ledger, 2)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    failed = event("job-failed.json")
+    failed["detail"]["jobRunId"] = run["job_run_id"]
+    assert start_job(failed) == {"released": {"PENDING": 2, "FAILED": 0}}
+    assert sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=0).get("Messages", []) == []
 
 
 def test_every_eventbridge_sample_event_is_accepted(start_job, events_dir, ledger):

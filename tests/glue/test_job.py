@@ -65,9 +65,10 @@ def _argv(table: str, run_id: str, **options: str) -> list[str]:
 
 
 def _main(spark, argv: list[str]) -> dict:
+    """Run the job; its RunSummary in the shape summary.json has, which the tests compare to."""
     import etl_job
 
-    return etl_job.main(argv, spark=spark)
+    return etl_job.main(argv, spark=spark).to_dict()
 
 
 def _keys(aws, prefix: str) -> list[str]:
@@ -194,3 +195,11 @@ def test_csv_columns_are_matched_by_header_name_not_position(pipeline, spark):
     reordered = rows["o-r1"]
     assert (reordered["country"], reordered["amount"], reordered["customer_id"]) == ("FR", 3.5, "c-9")
     assert (rows["o-f1"]["amount"], rows["o-f1"]["country"]) == (1.25, None)  # a missing column is null
+
+
+def test_rerunning_the_same_run_id_leaves_one_copy_of_its_quarantine(pipeline, spark):
+    aws, _, table = pipeline
+    _run(pipeline, spark, {"orders/bad.csv": (_csv(2) + "o-x,c,DE,1.0,EUR,not-a-time\n").encode()})
+    first = _keys(aws, "_quarantine/orders/run_id=run-1/")
+    _main(spark, _argv(table, "run-1"))
+    assert len(_keys(aws, "_quarantine/orders/run_id=run-1/")) == len(first) > 0

@@ -6,12 +6,11 @@ import csv
 import io
 import json
 import time
-from email import policy
-from email.parser import BytesParser
 
 import pyarrow.parquet as pq
 
 from ledger.table import DynamoLedger
+from sluice.aws.sns import read_outbox
 from sluice.runtime import Runtime
 
 
@@ -54,9 +53,7 @@ def wait(rt: Runtime, dataset: str, files: int, states=("DONE", "SKIPPED", "FAIL
 
 def emails(rt: Runtime) -> list[str]:
     """Subject and body of each .eml, decoded as a mail program would."""
-    parsed = [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
-              for p in sorted(rt.outbox_dir.glob("*.eml"))]
-    return [f"{m['Subject']}\n{m.get_content()}" for m in parsed]
+    return [mail.text for mail in read_outbox(rt.outbox_dir)]
 
 
 def wait_for_email(rt: Runtime, containing: str, before: int, timeout: float = 60) -> str:

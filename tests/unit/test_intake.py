@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger import FileRef, State
+from ledger import CrawlerStart, CrawlerState, FileRef, State
 
 from intake import (  # isort: skip  (functions/start_crawler is put on sys.path by conftest)
-    BatchIntake, CrawlerRunning, CrawlerStart, CrawlerState, CrawlPaced, Ignore, MalformedMessage,
-    Process, Skip, read_message, skip_reason)
+    BatchIntake, CrawlerRunning, CrawlPaced, Ignore, MalformedMessage, Process, Skip, read_message,
+    skip_reason)
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

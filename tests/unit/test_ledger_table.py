@@ -101,6 +101,7 @@ def test_mark_done_only_for_the_owning_run(aws, ledger_table):
     assert ledger.mark_done("run-1", ref.file_id, counts)  # a retried attempt of the same run
     item = ledger.get(ref.file_id)
     assert (item["state"], item["rows_out"], item["rows_bad"]) == ("DONE", 8, 1)
+    assert RowCounts.from_dict(item) == counts  # the DONE item reads back as the counts it was given
 
 
 def test_release_claim_keeps_attempts(aws, ledger_table):
@@ -109,6 +110,7 @@ def test_release_claim_keeps_attempts(aws, ledger_table):
     for ref in refs:
         ledger.record_pending(ref)
     claimed = ledger.claim_pending("run-1", RunBudget(10, 10**9))
-    ledger.release_claim("run-1", claimed)
+    assert ledger.release_claim("run-other", claimed) == 0  # not its files
+    assert ledger.release_claim("run-1", claimed) == 3
     assert ledger.count_by_state()["PENDING"] == 3
     assert all(ledger.get(r.file_id)["attempts"] == 0 for r in refs)

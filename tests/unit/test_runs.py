@@ -1,4 +1,4 @@
-"""Run planning rules with in-memory fakes: caps, refusals, failures."""
+"""Run planning rules with in-memory fakes: caps, refusals, failures, the sweep and the email."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger import FileRef, RunBudget, RunManifest, State, state_after_failed_run
+from ledger import (
+    CrawlerStart,
+    FileRef,
+    FileSummary,
+    RowCounts,
+    RunBudget,
+    RunManifest,
+    RunSummary,
+    State,
+    state_after_failed_run,
+)
 
 from runs import ConcurrencyLimitReached, RunPlanner, RunSettings  # isort: skip
 
@@ -31,9 +41,19 @@ class FakeLedger:
     def release_claim(self, run_id, refs):
         self.released.append(run_id)
         self.pending[:0] = refs
+        return len(refs)
 
     def fail_run(self, run_id, max_attempts, reason):
+        self.failed = {**getattr(self, "failed", {}), run_id: (max_attempts, reason)}
         return {State.PENDING: len(self.claims.get(run_id, []))}
+
+    def by_run(self, run_id):
+        return iter([])
+
+    def by_state(self, state, updated_before=None, page_size=None):
+        if state is State.PENDING and updated_before is not None and updated_before > CREATED:
+            return iter([ref.to_dict() for ref in self.pending])
+        return iter([])
 
     def mark_done(self, run_id, file_id, counts):
         self.done = {**getattr(self, "done", {}), file_id: counts}
@@ -53,6 +73,28 @@ class FakeManifests:
 
     def read_summary(self, run_id):
         return self.summaries.get(run_id) if hasattr(self, "summaries") else None
+
+
+class FakeCrawler:
+    def __init__(self, catalogued_before=CRAWLED, running: bool = False) -> None:
+        self.before = catalogued_before
+        self.running = running
+        self.starts = 0
+
+    def catalogued_before(self):
+        return self.before
+
+    def start(self):
+        self.starts += 1
+        return CrawlerStart.ALREADY_RUNNING if self.running else CrawlerStart.STARTED
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, subject, text):
+        self.sent.append((subject, text))
 
 
 class FakeOutputs:
@@ -88,8 +130,14 @@ class FakeJobs:
         return self.started.get(job_run_id)
 
 
-def _planner(ledger, jobs, max_files=4, max_bytes=10**9):
-    return RunPlanner(ledger, FakeManifests(), jobs, FakeOutputs(), RunSettings(max_files, max_bytes, 3))
+def _planner(ledger, jobs, max_files=4, max_bytes=10**9, crawler=None, now=lambda: CRAWLED):
+    return RunPlanner(ledger, FakeManifests(), jobs, FakeOutputs(), crawler or FakeCrawler(), FakeNotifier(),
+                      RunSettings(max_files, max_bytes, 3, sweep_after=timedelta(minutes=15)), now=now)
+
+
+def _summary(run_id: str, *counts: RowCounts) -> RunSummary:
+    return RunSummary(run_id, files=[FileSummary(f"s3://raw/d/{i}.csv", f"f{i + 1}", "d", c)
+                                     for i, c in enumerate(counts)])
 
 
 @pytest.mark.parametrize(("files", "max_files", "max_bytes", "runs"), [
@@ -101,21 +149,23 @@ def _planner(ledger, jobs, max_files=4, max_bytes=10**9):
 ])
 def test_runs_are_capped(files, max_files, max_bytes, runs):
     planner = _planner(FakeLedger(files), FakeJobs(), max_files, max_bytes)
-    assert [r.files for r in planner.start_runs(CRAWLED)] == runs
+    assert [r.files for r in planner.start_runs()] == runs
 
 
 def test_only_files_a_successful_crawl_catalogued_are_claimed():
-    ledger = FakeLedger(3)
-    planner = _planner(ledger, FakeJobs())
-    assert planner.start_runs(None) == []  # no crawl has succeeded yet
-    assert planner.start_runs(CREATED - timedelta(seconds=1)) == []  # it began before they existed
-    assert [r.files for r in planner.start_runs(CRAWLED)] == [3]
+    ledger, crawler = FakeLedger(3), FakeCrawler(catalogued_before=None)
+    planner = _planner(ledger, FakeJobs(), crawler=crawler)
+    assert planner.start_runs() == []  # no crawl has succeeded yet
+    crawler.before = CREATED - timedelta(seconds=1)
+    assert planner.start_runs() == []  # it began before they existed
+    crawler.before = CRAWLED
+    assert [r.files for r in planner.start_runs()] == [3]
 
 
 def test_concurrency_limit_releases_the_refused_claim_and_its_manifest():
     ledger, jobs = FakeLedger(10), FakeJobs(slots=2)
     planner = _planner(ledger, jobs)
-    started = planner.start_runs(CRAWLED)
+    started = planner.start_runs()
     assert [r.files for r in started] == [4, 4]
     assert len(ledger.released) == 1 and len(ledger.pending) == 2
     assert set(planner.manifests.written) == {r.run_id for r in started}
@@ -124,37 +174,66 @@ def test_concurrency_limit_releases_the_refused_claim_and_its_manifest():
 def test_a_job_at_its_limit_is_not_claimed_for():
     ledger, jobs = FakeLedger(10), FakeJobs(slots=2, advertised_slots=2)
     planner = _planner(ledger, jobs)
-    assert [r.files for r in planner.start_runs(CRAWLED)] == [4, 4]
+    assert [r.files for r in planner.start_runs()] == [4, 4]
     assert ledger.released == [] and len(ledger.claims) == 2  # no claim made just to give it back
-    assert planner.start_runs(CRAWLED) == [] and len(ledger.claims) == 2
+    assert planner.start_runs() == [] and len(ledger.claims) == 2
 
 
 def test_unexpected_errors_release_the_claim_and_propagate():
     ledger = FakeLedger(3)
     planner = _planner(ledger, FakeJobs(error=RuntimeError("boom")))
     with pytest.raises(RuntimeError):
-        planner.start_runs(CRAWLED)
+        planner.start_runs()
     assert len(ledger.pending) == 3 and planner.manifests.written == {}
 
 
 def test_failed_run_is_traced_through_the_job_run_arguments():
     ledger, jobs = FakeLedger(2), FakeJobs()
     planner = _planner(ledger, jobs)
-    [run] = planner.start_runs(CRAWLED)
+    [run] = planner.start_runs()
     assert planner.run_ended_badly(run.job_run_id, "FAILED", "boom") == {State.PENDING: 2}
     assert planner.outputs.discarded == [run.run_id]  # what it wrote before failing is removed
+    assert ledger.failed[run.run_id] == (3, f"job run {run.job_run_id} FAILED: boom")  # an attempt counted
+    assert planner.notifier.sent == []  # it did not commit: nothing to tell
     assert planner.run_ended_badly("jr_unknown", "FAILED", "boom") == {}
 
 
-def test_a_run_that_dies_after_its_commit_point_is_finished_from_its_summary():
+def test_a_run_that_dies_after_its_commit_point_is_finished_from_its_summary_and_emailed():
     ledger, jobs = FakeLedger(2), FakeJobs()
     planner = _planner(ledger, jobs)
-    [run] = planner.start_runs(CRAWLED)
-    planner.manifests.summaries = {run.run_id: {"files": [
-        {"file_id": "f1", "rows_in": 3, "rows_out": 2, "rows_bad": 1, "rows_duplicate": 0},
-        {"file_id": "f2", "rows_in": 0, "rows_out": 0, "rows_bad": 0, "rows_duplicate": 0}]}}
+    [run] = planner.start_runs()
+    planner.manifests.summaries = {run.run_id: _summary(run.run_id, RowCounts(3, 2, 1), RowCounts(0, 0, 0))}
     assert planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late") == {State.DONE: 2}
     assert planner.outputs.discarded == [] and ledger.done["f1"].rows_bad == 1
+    assert not hasattr(ledger, "failed")  # no attempt counted against files that were processed
+    [(subject, _)] = planner.notifier.sent
+    assert subject == f"Sluice run {run.run_id}: 2 files, 2 of 3 rows written, 1 quarantined, 0 duplicate"
+
+
+def test_a_succeeded_run_emails_its_summary_and_an_unknown_one_nothing():
+    ledger, jobs = FakeLedger(1), FakeJobs()
+    planner = _planner(ledger, jobs)
+    [run] = planner.start_runs()
+    assert planner.run_succeeded(run.job_run_id) is False  # no summary (yet): nothing sent
+    planner.manifests.summaries = {run.run_id: _summary(run.run_id, RowCounts(5, 5, 0))}
+    assert planner.run_succeeded(run.job_run_id) is True
+    assert planner.run_succeeded("jr_someone_elses") is False
+    assert [subject for subject, _ in planner.notifier.sent] == [
+        f"Sluice run {run.run_id}: 1 files, 5 of 5 rows written, 0 quarantined, 0 duplicate"]
+
+
+@pytest.mark.parametrize(("minutes_pending", "running", "expected"), [
+    (5, False, None),  # pending, but not for long: the next crawl or run-ended event takes it
+    (20, False, CrawlerStart.STARTED),
+    (20, True, CrawlerStart.ALREADY_RUNNING),
+])
+def test_the_sweep_crawls_only_for_files_pending_long(minutes_pending, running, expected):
+    crawler = FakeCrawler(running=running)
+    planner = _planner(FakeLedger(2), FakeJobs(), crawler=crawler,
+                       now=lambda: CREATED + timedelta(minutes=minutes_pending))
+    assert planner.sweep() == expected
+    assert crawler.starts == (expected is not None)
+    assert _planner(FakeLedger(0), FakeJobs(), crawler=crawler).sweep() is None  # nothing pending
 
 
 @pytest.mark.parametrize(("attempts", "max_attempts", "expected"), [

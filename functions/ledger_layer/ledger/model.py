@@ -12,12 +12,16 @@ local runtime, and are unit-tested in milliseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import Enum
+
+# A Glue job run in one of these states holds one of the job's MaxConcurrentRuns slots; every
+# other state is final (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html).
+ACTIVE_JOB_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
 
 
 class State(str, Enum):
-    """Where a file is in the pipeline (see ARCHITECTURE.md, "Exactly once per file")."""
+    """Where a file is in the pipeline (see docs/guarantees.md, "Exactly once per file")."""
 
     PENDING = "PENDING"  # recorded, waiting for a run to claim it
     CLAIMED = "CLAIMED"  # owned by exactly one run (run_id)
@@ -68,7 +72,11 @@ class FileRef:
 
 @dataclass(frozen=True)
 class RowCounts:
-    """What the job did with one file's rows. rows_in == rows_out + rows_bad + rows_duplicate."""
+    """What the job did with one file's rows. rows_in == rows_out + rows_bad + rows_duplicate.
+
+    >>> RowCounts.from_dict({"rows_in": 3, "rows_out": 2, "rows_bad": 1})  # an older summary
+    RowCounts(rows_in=3, rows_out=2, rows_bad=1, rows_duplicate=0)
+    """
 
     rows_in: int
     rows_out: int
@@ -78,6 +86,15 @@ class RowCounts:
     def __add__(self, other: RowCounts) -> RowCounts:
         return RowCounts(self.rows_in + other.rows_in, self.rows_out + other.rows_out,
                          self.rows_bad + other.rows_bad, self.rows_duplicate + other.rows_duplicate)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RowCounts:
+        """From a summary's file entry or a DONE ledger item (extra keys are ignored)."""
+        return cls(int(data["rows_in"]), int(data["rows_out"]), int(data["rows_bad"]),
+                   int(data.get("rows_duplicate") or 0))
 
 
 def state_after_failed_run(attempts: int, max_attempts: int) -> tuple[State, int]:

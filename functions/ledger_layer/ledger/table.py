@@ -104,15 +104,18 @@ class DynamoLedger:
                 break
         return claimed
 
-    def release_claim(self, run_id: str, refs: list[FileRef]) -> None:
-        """Give a run's files back (the job never started): PENDING again, attempts unchanged."""
+    def release_claim(self, run_id: str, refs: list[FileRef]) -> int:
+        """Give a run's files back (the job never started, or the runtime was stopped under it):
+        PENDING again, attempts unchanged. Returns how many were still the run's to give back."""
+        released = 0
         for ref in refs:
-            self._update(
+            released += self._update(
                 ref.file_id,
                 "SET #s = :pending, updated_at = :now REMOVE run_id",
                 "#s = :claimed AND run_id = :run",
                 {":pending": State.PENDING.value, ":claimed": State.CLAIMED.value, ":run": run_id},
             )
+        return released
 
     def fail_run(self, run_id: str, max_attempts: int, reason: str,
                  only: set[str] | None = None) -> dict[State, int]:
