@@ -1,8 +1,10 @@
-"""Package the Glue job's modules and publish them next to a deployed stack.
+"""Package the Glue job's code and publish it next to a deployed stack.
 
-`sam deploy` uploads the entry script (EtlJob's ScriptLocation) but not the modules it imports;
-the job finds those through `--extra-py-files s3://<artifacts>/code/sluice_glue.zip`. This puts
-that zip in place, from the stack's own outputs. `make deploy` runs it after `sam deploy`.
+The job's code lives in the stack's artifacts bucket, which its role reads: the entry script
+(EtlJob's ScriptLocation, s3://<artifacts>/code/etl_job.py) and the modules it imports
+(`--extra-py-files s3://<artifacts>/code/sluice_glue.zip`). `sam deploy` would upload a local
+ScriptLocation to SAM's own managed bucket, which the job role cannot read, so this puts both in
+place, from the stack's own outputs. `make deploy` runs it after `sam deploy`.
 
     python -m tools.publish_glue --zip glue/dist/sluice_glue.zip                 # package only
     python -m tools.publish_glue --zip glue/dist/sluice_glue.zip --stack-name sluice-dev
@@ -18,6 +20,8 @@ from sluice.stack.template import ROOT
 
 PACKAGES = [ROOT / "glue" / "sluice_glue", ROOT / "functions" / "ledger_layer" / "ledger"]
 CODE_KEY = "code/sluice_glue.zip"
+SCRIPT = ROOT / "glue" / "etl_job.py"
+SCRIPT_KEY = "code/etl_job.py"
 
 
 def package(target: Path) -> Path:
@@ -34,8 +38,10 @@ def publish(zip_path: Path, stack_name: str) -> str:
 
     outputs = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]
     bucket = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ArtifactsBucketName")
-    boto3.client("s3").upload_file(str(zip_path), bucket, CODE_KEY)
-    return f"s3://{bucket}/{CODE_KEY}"
+    s3 = boto3.client("s3")
+    s3.upload_file(str(SCRIPT), bucket, SCRIPT_KEY)
+    s3.upload_file(str(zip_path), bucket, CODE_KEY)
+    return f"s3://{bucket}/{SCRIPT_KEY} and s3://{bucket}/{CODE_KEY}"
 
 
 def main() -> None:

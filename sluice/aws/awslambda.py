@@ -7,10 +7,14 @@ names across functions.
 
     >>> handler = load_handler(ROOT / "functions/start_crawler", "app.lambda_handler")  # doctest: +SKIP
     >>> handler(event, FakeContext("sluice-dev-start-crawler"))                      # doctest: +SKIP
+
+A handler runs as its function's execution role when wrapped by `as_role` (sluice.aws.iam then
+authorises each AWS call it makes, as Lambda's credentials would be).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import uuid
@@ -20,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sluice.aws.iam import Principal, acting_as
 from sluice.stack.template import ROOT
 
 LAYER_DIRS = [ROOT / "functions" / "ledger_layer"]
@@ -72,3 +77,16 @@ def load_module(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def as_role(handler: Callable[[dict, Any], Any], role: Principal | None) -> Callable[[dict, Any], Any]:
+    """The handler, its calls made as `role` (None: unchecked, as before)."""
+    if role is None:
+        return handler
+
+    @functools.wraps(handler)
+    def run(event: dict, context: Any) -> Any:
+        with acting_as(role):
+            return handler(event, context)
+
+    return run

@@ -4,8 +4,9 @@ locally.
 moto's CloudFormation cannot create Glue resources and cannot run Lambda without Docker, so this
 walks the translated template itself: it resolves the intrinsic functions (Ref, GetAtt, Sub, If,
 ...) against the parameters of samconfig.toml's [local] environment and creates each resource
-with the emulator's API. IAM, KMS, log groups, bucket and queue policies are not created: the
-emulator does not enforce them (and TLS-only cannot apply to a plain-HTTP local endpoint).
+with the emulator's API. IAM roles, KMS keys, log groups and resource policies are not created in
+the emulator: the roles' policies (who may do what) and the resource policies (bucket, queue,
+topic, key, function) are collected on the Stack for sluice.aws.iam to enforce.
 
     >>> stack = deploy(emulator, SamApp.load(), local_parameters())   # doctest: +SKIP
     >>> stack.names["RawBucket"]                                      # doctest: +SKIP
@@ -18,11 +19,13 @@ import json
 import re
 import shlex
 import tomllib
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.aws.iam import Policy, Principal, managed_policy
 from sluice.stack.template import ROOT, SamApp
 
 PSEUDO = {"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::Partition": "aws",
@@ -79,6 +82,10 @@ class Stack:
     rule_targets: list[RuleTarget] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     resources: dict[str, dict] = field(default_factory=dict)  # resolved properties
+    roles: dict[str, Principal] = field(default_factory=dict)  # role logical id -> its policies
+    # function, crawler and job logical id -> the role it runs as
+    principals: dict[str, Principal] = field(default_factory=dict)
+    resource_policies: dict[str, dict] = field(default_factory=dict)  # resource ARN -> document
 
     def function_environment(self) -> dict[str, str]:
         """Every function's variables, merged: handlers run in this one process, so two functions
@@ -126,9 +133,14 @@ class _Resolver:
                 return str(self(arg[0])) == str(self(arg[1]))
             if key == "Fn::Join":
                 return arg[0].join(str(v) for v in self(arg[1]))
+            if key == "Fn::Select":
+                return self(arg[1])[int(self(arg[0]))]
+            if key == "Fn::Split":
+                return str(self(arg[1])).split(arg[0])
             if key == "Condition":
                 return self.conditions[arg]
-        return {k: self(v) for k, v in node.items()}
+        # A property whose value is AWS::NoValue is left out, as CloudFormation leaves it out.
+        return {k: v for k, v in ((k, self(v)) for k, v in node.items()) if v is not None}
 
     def _attribute(self, logical_id: str, attribute: str) -> str:
         if attribute == "Arn":
@@ -179,7 +191,11 @@ def _name_and_arn(rtype: str, logical_id: str, props: dict, stack_name: str) -> 
         name = props.get("Name", default)
         return name, arn.format("events", f"rule/{name}")
     if rtype == "AWS::IAM::Role":
-        return default, f"arn:aws:iam::{ACCOUNT_ID}:role/{default}"
+        name = props.get("RoleName", default)
+        return name, f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
+    if rtype == "AWS::KMS::Key":  # Ref is the key id, stable per stack and logical id
+        key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{stack_name}/{logical_id}"))
+        return key_id, arn.format("kms", f"key/{key_id}")
     return default, arn.format("cloudformation", f"{logical_id}")
 
 
@@ -210,12 +226,81 @@ def deploy(aws: Emulator, app: SamApp, params: dict[str, str]) -> Stack:
             props = resolve(resource.get("Properties", {}))
             stack.resources[logical_id] = props
             _CREATORS[rtype](aws, app, stack, logical_id, props)
+    _collect_policies(app, stack, resolve)
     stack.outputs = {k: str(resolve(v["Value"])) for k, v in app.translated.get("Outputs", {}).items()}
     return stack
 
 
+_POLICY_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::KMS::Key",
+                 "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
+                 "AWS::Lambda::Permission")
+
+
+def _collect_policies(app: SamApp, stack: Stack, resolve: _Resolver) -> None:
+    """Each role's inline and managed policies, who runs as which role, and each resource policy,
+    resolved as CloudFormation would resolve them."""
+    found = [(lid, r["Type"], resolve(r.get("Properties", {}))) for lid, r in sorted(app.resources.items())
+             if r["Type"] in _POLICY_TYPES and resolve.conditions.get(r.get("Condition"), True)]
+    for lid, rtype, props in found:
+        if rtype == "AWS::IAM::Role":
+            policies = [Policy(p["PolicyName"], p["PolicyDocument"]) for p in props.get("Policies", [])]
+            policies += [managed_policy(arn) for arn in props.get("ManagedPolicyArns", [])]
+            stack.roles[lid] = Principal(lid, stack.arns[lid], policies)
+    for lid, rtype, props in found:
+        if rtype in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for role in props.get("Roles", []):
+                stack.roles[_role(stack, role)].policies.append(
+                    Policy(props.get("PolicyName") or props.get("ManagedPolicyName") or lid,
+                           props["PolicyDocument"]))
+        elif rtype == "AWS::KMS::Key" and "KeyPolicy" in props:
+            _add_statements(stack, stack.arns[lid], props["KeyPolicy"])
+        elif rtype == "AWS::S3::BucketPolicy":
+            _add_statements(stack, f"arn:aws:s3:::{props['Bucket']}", props["PolicyDocument"])
+        elif rtype == "AWS::SQS::QueuePolicy":
+            for url in props["Queues"]:
+                queue = next(q for q, name in stack.names.items() if name == url)
+                _add_statements(stack, stack.arns[queue], props["PolicyDocument"])
+        elif rtype == "AWS::SNS::TopicPolicy":
+            for topic in props["Topics"]:
+                _add_statements(stack, topic, props["PolicyDocument"])
+        elif rtype == "AWS::Lambda::Permission":
+            _add_statements(stack, *_function_permission(lid, props))
+    for lid, props in stack.resources.items():  # functions, the crawler, the job
+        if props.get("Role"):
+            stack.principals[lid] = stack.roles[_role(stack, props["Role"])]
+
+
+def _role(stack: Stack, name_or_arn: str) -> str:
+    return next(lid for lid in stack.roles if name_or_arn in (stack.arns[lid], stack.names[lid]))
+
+
+def _add_statements(stack: Stack, arn: str, document: dict) -> None:
+    """A resource's policies, merged into one document (a queue or topic may have several)."""
+    statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+    stack.resource_policies.setdefault(arn, {"Version": "2012-10-17", "Statement": []})[
+        "Statement"].extend(statements)
+
+
+def _function_permission(logical_id: str, props: dict) -> tuple[str, dict]:
+    """An AWS::Lambda::Permission as the statement Lambda adds to the function's policy (Lambda
+    Developer Guide, "Viewing resource-based IAM policies in Lambda")."""
+    function = props["FunctionName"]
+    arn = function if function.startswith("arn:") else \
+        f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}"
+    who = props["Principal"]
+    condition = {}
+    if "SourceArn" in props:
+        condition["ArnLike"] = {"AWS:SourceArn": props["SourceArn"]}
+    if "SourceAccount" in props:
+        condition["StringEquals"] = {"AWS:SourceAccount": props["SourceAccount"]}
+    statement = {"Sid": logical_id, "Effect": "Allow", "Action": props["Action"], "Resource": arn,
+                 "Principal": {"Service": who} if who.endswith(".amazonaws.com") else {"AWS": who}}
+    return arn, {"Statement": [{**statement, **({"Condition": condition} if condition else {})}]}
+
+
 def _name_properties(props: dict) -> dict:
-    keys = ("BucketName", "QueueName", "TableName", "TopicName", "Name", "FunctionName", "DatabaseInput")
+    keys = ("BucketName", "QueueName", "TableName", "TopicName", "Name", "FunctionName", "DatabaseInput",
+            "RoleName")
     return {k: v for k, v in props.items() if k in keys}
 
 
