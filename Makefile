@@ -10,7 +10,7 @@ EVENT  ?=
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help run test lint build deploy glue-package invoke-start-crawler invoke-start-job \
+.PHONY: help run test test-fast lint build deploy glue-package invoke-start-crawler invoke-start-job \
         glue-test-docker bench lock clean
 
 help: ## list the targets
@@ -31,8 +31,15 @@ run: $(STAMP) ## the whole pipeline offline: start it, ingest samples/, wait for
 test: $(STAMP) ## every test, offline (unit, functions, template, Glue job, local runtime end to end)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff, cfn-lint, checkov and sam validate on the template
+test-fast: $(STAMP) ## the tier to run while you type: pure and moto-backed tests, no Spark, no runtime
+	$(BIN)/python -m pytest -m "not spark and not slow" tests/unit tests/integration tests/functions \
+	  tests/template functions
+
+lint: $(STAMP) ## ruff, mypy, cfn-lint, checkov and sam validate on the template
 	$(BIN)/ruff check .
+	$(BIN)/mypy functions/ledger_layer/ledger functions/start_crawler
+	$(BIN)/mypy functions/start_job
+	$(BIN)/mypy sluice glue/sluice_glue glue/etl_job.py tools
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(BIN)/sam validate --lint
