@@ -69,7 +69,7 @@ def _untracked_models() -> None:
     def new(cls: type, *args: Any, **kwargs: Any) -> Any:
         return object.__new__(cls)
 
-    BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign]
+    BaseModel.__new__ = staticmethod(new)
 
 
 def free_port() -> int:
@@ -85,7 +85,7 @@ class Emulator:
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._session = boto3.session.Session(
+        self._session: Any = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
         self._clients: dict[str, Any] = {}
 
