@@ -19,7 +19,7 @@ from glue_job import GlueJob
 from manifests import S3Manifests
 from notifier import SnsNotifier
 from outputs import CatalogOutputs
-from runs import RunPlanner, RunSettings, StartedRun
+from runs import Email, RunPlanner, RunSettings, StartedRun, TimeLeft
 
 from ledger.glue_crawler import GlueCrawler
 from ledger.table import DynamoLedger
@@ -48,7 +48,8 @@ def planner() -> RunPlanner:
     env = os.environ
     settings = RunSettings(int(env["MAX_FILES_PER_RUN"]), int(env["MAX_BYTES_PER_RUN"]),
                            int(env["MAX_ATTEMPTS"]),
-                           timedelta(seconds=int(env.get("SWEEP_AFTER_SECONDS", "900"))))
+                           timedelta(seconds=int(env.get("SWEEP_AFTER_SECONDS", "900"))),
+                           timedelta(seconds=int(env.get("CLAIM_GRACE_SECONDS", "900"))))
     return _planner(env["LEDGER_TABLE"], env["ARTIFACTS_BUCKET"], env["JOB_NAME"], env["CRAWLER_NAME"],
                     env["PROCESSED_DATABASE"], env["PROCESSED_BUCKET"], env["NOTIFICATION_TOPIC"], settings)
 
@@ -57,34 +58,48 @@ def planner() -> RunPlanner:
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     detail = event.detail
+    time_left = TimeLeft.of(context.get_remaining_time_in_millis)  # claims stop short of the timeout
     if event.detail_type == "Glue Crawler State Change":
         if detail.get("crawlerName") != os.environ["CRAWLER_NAME"] or detail.get("state") != "Succeeded":
             return _ignored(event, "not our crawler's success")
-        return _started(planner().start_runs(), trigger="crawler succeeded")
+        return _started(planner().start_runs(time_left), trigger="crawler succeeded")
 
     if event.detail_type == "Scheduled Event":
-        started = planner().sweep()
-        if started is None:
+        swept = planner().sweep()
+        if swept.released:
+            logger.warning("claims of runs that never started released", extra={"released": swept.released})
+        if swept.crawl is None:
             return _ignored(event, "nothing pending for long")
-        return {"sweep": f"crawler {started.value}"}
+        released = sum(swept.released.values())
+        return {"sweep": f"crawler {swept.crawl.value}" + (
+            f"; {released} files released from runs that never started" if released else "")}
 
     if event.detail_type == "Glue Job State Change":
         if detail.get("jobName") != os.environ["JOB_NAME"]:
             return _ignored(event, "not our job")
         state, job_run_id = detail.get("state", ""), detail.get("jobRunId", "")
         if state in RUN_ENDED_BADLY:
-            moved = {s.value: n for s, n in planner().run_ended_badly(
-                job_run_id, state, detail.get("message", "")).items()}
+            settled, email = planner().run_ended_badly(job_run_id, state, detail.get("message", ""))
+            moved = {s.value: n for s, n in settled.items()}
             logger.warning("run ended badly; files settled",
                            extra={"job_run_id": job_run_id, "state": state, "moved": moved})
+            _log_email(job_run_id, email, expected=False)
             return {"released": moved}
-        if state == "SUCCEEDED":  # tell what the run did, then use the free slot
-            if not planner().run_succeeded(job_run_id):
-                logger.warning("no run summary to send", extra={"job_run_id": job_run_id})
-            return _started(planner().start_runs(), trigger="run succeeded")
+        if state == "SUCCEEDED":  # use the free slot first, then tell what the run did
+            started = _started(planner().start_runs(time_left), trigger="run succeeded")
+            _log_email(job_run_id, planner().run_succeeded(job_run_id), expected=True)
+            return started
         return _ignored(event, f"job state {state}")
 
     return _ignored(event, "unknown event")
+
+
+def _log_email(job_run_id: str, email: Email, expected: bool) -> None:
+    if email.error:
+        logger.error("run summary email not sent", extra={"job_run_id": job_run_id, "run_id": email.run_id,
+                                                          "error": email.error})
+    elif expected and not email.sent:
+        logger.warning("no run summary to send", extra={"job_run_id": job_run_id})
 
 
 def _started(runs: list[StartedRun], trigger: str) -> dict:

@@ -45,3 +45,13 @@ class GlueJob:
                 return None
             raise
         return run.get("Arguments", {}).get("--run_id")
+
+    def holding(self, run_ids: set[str]) -> set[str]:
+        """Which of these run ids a job run of ours was started for (newest runs first; stops
+        as soon as all are found)."""
+        found: set[str] = set()
+        for page in self.glue.get_paginator("get_job_runs").paginate(JobName=self.name):
+            found |= {r.get("Arguments", {}).get("--run_id") for r in page["JobRuns"]} & run_ids
+            if found == run_ids:
+                break
+        return found

@@ -14,9 +14,25 @@ from __future__ import annotations
 
 from ledger import RunSummary
 
+# Publish: "Messages must be UTF-8 encoded strings and at most 256 KB in size (262,144 bytes, not
+# 262,144 characters)"; a Subject at most 100 characters
+# (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
+SNS_MESSAGE_BYTES = 262_144
+SNS_SUBJECT_CHARACTERS = 100
 
-def summary_message(summary: RunSummary) -> tuple[str, str]:
-    """(subject, text) of the email; the subject is cut to SNS's 100 characters."""
+
+def summary_message(summary: RunSummary, full_at: str = "the run's summary.json",
+                    limit: int = SNS_MESSAGE_BYTES) -> tuple[str, str]:
+    """(subject, text) of the email, cut to what SNS accepts: the subject to 100 characters, the
+    text to `limit` UTF-8 bytes, ending with where the full summary is (`full_at`).
+
+    >>> from ledger import FileSummary, RowCounts
+    >>> many = RunSummary("run-2", files=[FileSummary(f"s3://raw/o/{i}.csv", f"s3://raw/o/{i}.csv#e", "o",
+    ...                                               RowCounts(1, 1, 0)) for i in range(200)])
+    >>> _, text = summary_message(many, "s3://arts/runs/run-2/summary.json", limit=1000)
+    >>> len(text.encode()) <= 1000, text.splitlines()[-1]
+    (True, 'The full summary: s3://arts/runs/run-2/summary.json')
+    """
     totals = summary.totals
     subject = (f"Sluice run {summary.run_id}: {len(summary.files)} files, "
                f"{totals.rows_out} of {totals.rows_in} rows written, "
@@ -33,4 +49,12 @@ def summary_message(summary: RunSummary) -> tuple[str, str]:
                   *(f"  {r.file}: {r.reason}" for r in summary.returned)]
     if summary.output_partitions:
         lines += ["", "Written partitions:", *(f"  {p}" for p in summary.output_partitions)]
-    return subject[:100], "\n".join(lines)
+    return subject[:SNS_SUBJECT_CHARACTERS], _cut("\n".join(lines), full_at, limit)
+
+
+def _cut(text: str, full_at: str, limit: int) -> str:
+    if len(text.encode()) <= limit:
+        return text
+    tail = f"\n\n... cut to fit SNS's message size limit ({limit} bytes).\nThe full summary: {full_at}"
+    kept = text.encode()[:max(limit - len(tail.encode()), 0)].decode("utf-8", errors="ignore")
+    return kept[:kept.rfind("\n")] + tail if "\n" in kept else kept + tail

@@ -5,12 +5,14 @@ the notifier are small interfaces, so these rules are tested with in-memory fake
     >>> settings = RunSettings(max_files=1000, max_bytes=10**10, max_attempts=3)
     >>> settings.budget().max_files, settings.sweep_after
     (1000, datetime.timedelta(seconds=900))
+    >>> TimeLeft.of(lambda: 60_000).margin_ms, TimeLeft.of(lambda: 3_000).margin_ms
+    (10000, 1000)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -36,6 +38,11 @@ class RunSettings:
     max_bytes: int
     max_attempts: int
     sweep_after: timedelta = timedelta(seconds=900)  # a file PENDING this long makes the sweep crawl
+    # A claim older than this whose run has no job run was left by an invocation that timed out
+    # mid-claim: no invocation outlives Lambda's largest timeout, 900 s (Lambda quotas page,
+    # docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); the function's own
+    # timeout is enough.
+    claim_grace: timedelta = timedelta(seconds=900)
 
     def budget(self) -> RunBudget:
         return RunBudget(max_files=self.max_files, max_bytes=self.max_bytes)
@@ -50,13 +57,51 @@ class StartedRun:
     bytes: int
 
 
+@dataclass(frozen=True)
+class TimeLeft:
+    """The invocation's time left (Lambda's context.get_remaining_time_in_millis) and the margin
+    kept for what follows the last claim: writing the manifest, StartJobRun (with retries), the
+    response. Claims stop when the margin is reached, and the run starts with what it has."""
+
+    remaining_ms: Callable[[], int]
+    margin_ms: int
+
+    @classmethod
+    def of(cls, remaining_ms: Callable[[], int], most: int = 10_000) -> TimeLeft:
+        """A margin of 10 s, or a third of the time the invocation has, whichever is less."""
+        return cls(remaining_ms, min(most, remaining_ms() // 3))
+
+    @classmethod
+    def unlimited(cls) -> TimeLeft:
+        return cls(lambda: 2**31, 0)
+
+    def running_out(self) -> bool:
+        return self.remaining_ms() < self.margin_ms
+
+
+@dataclass(frozen=True)
+class Email:
+    """What became of a run summary email: sent, no summary to send, or a publish that failed
+    (logged by the handler; it must not undo the work done before it)."""
+
+    run_id: str | None
+    sent: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    crawl: CrawlerStart | None = None  # None: no crawl needed
+    released: dict[str, int] = field(default_factory=dict)  # run id -> files given back
+
+
 class ConcurrencyLimitReached(RuntimeError):
     """The job already runs MaxConcurrentRuns times (ConcurrentRunsExceededException)."""
 
 
 class Ledger(SettlingLedger, Protocol):
-    def claim_pending(self, run_id: str, budget: RunBudget,
-                      created_before: datetime | None = None) -> list[FileRef]: ...
+    def claim_pending(self, run_id: str, budget: RunBudget, created_before: datetime | None = None,
+                      stop: Callable[[], bool] | None = None) -> list[FileRef]: ...
     def by_state(self, state: State, updated_before: datetime | None = None,
                  page_size: int | None = None) -> Iterator[dict]: ...
 
@@ -65,6 +110,8 @@ class Manifests(Protocol):
     def write(self, manifest: RunManifest) -> str: ...
     def delete(self, run_id: str) -> None: ...
     def read_summary(self, run_id: str) -> RunSummary | None: ...
+    def exists(self, run_id: str) -> bool: ...
+    def summary_uri(self, run_id: str) -> str: ...
 
 
 class Outputs(Protocol):
@@ -75,6 +122,7 @@ class Jobs(Protocol):
     def has_capacity(self) -> bool: ...
     def start(self, run_id: str, manifest_uri: str) -> str: ...
     def run_id_of(self, job_run_id: str) -> str | None: ...
+    def holding(self, run_ids: set[str]) -> set[str]: ...
 
 
 class Crawler(Protocol):
@@ -102,18 +150,22 @@ class RunPlanner:
         self.settings = settings
         self.now = now
 
-    def start_runs(self) -> list[StartedRun]:
+    def start_runs(self, time_left: TimeLeft | None = None) -> list[StartedRun]:
         """Runs for the files the catalog already describes: those created before the last
         successful crawl began (none when no crawl has succeeded yet). A file created later
         waits for its own crawl, so a new table, column or type is catalogued before the job
-        reads the file."""
+        reads the file. Claiming stops when `time_left` runs out: a run starts with what it
+        claimed, and the next trigger takes the rest."""
         started: list[StartedRun] = []
+        time_left = time_left or TimeLeft.unlimited()
         crawled_before = self.crawler.catalogued_before()
         if crawled_before is None:
             return started
-        while self.jobs.has_capacity():  # else the next run-ended event or the sweep comes back
+        # else the next run-ended event or the sweep comes back
+        while not time_left.running_out() and self.jobs.has_capacity():
             run_id = new_run_id(self.now())
-            claimed = self.ledger.claim_pending(run_id, self.settings.budget(), crawled_before)
+            claimed = self.ledger.claim_pending(run_id, self.settings.budget(), crawled_before,
+                                                stop=time_left.running_out)
             if not claimed:
                 return started  # nothing pending: no run
             try:
@@ -134,37 +186,61 @@ class RunPlanner:
         """Is any file PENDING since before `before`? (What the sweep looks for.)"""
         return next(iter(self.ledger.by_state(State.PENDING, before, page_size=1)), None) is not None
 
-    def sweep(self) -> CrawlerStart | None:
-        """The sweep crawls rather than claims: a file left PENDING may be one whose crawl never
-        came (its message is in the DLQ), so its table may not exist yet. The crawl's Succeeded
-        event then starts runs for everything pending, as after any crawl. None: nothing has
-        been pending for long."""
-        if not self.has_pending(before=self.now() - self.settings.sweep_after):
-            return None
-        return self.crawler.start()
+    def sweep(self) -> Sweep:
+        """The sweep gives back claims whose run never started, then crawls rather than claims:
+        a file left PENDING may be one whose crawl never came (its message is in the DLQ), so
+        its table may not exist yet. The crawl's Succeeded event then starts runs for everything
+        pending, as after any crawl. No crawl when nothing was given back or pending for long."""
+        released = self.release_stranded_claims()
+        if not released and not self.has_pending(before=self.now() - self.settings.sweep_after):
+            return Sweep()
+        return Sweep(self.crawler.start(), released)
+
+    def release_stranded_claims(self) -> dict[str, int]:
+        """CLAIMED files of runs that never started: claimed longer ago than the claim grace (so
+        the claiming invocation has ended) and with no manifest or no job run holding the run id
+        (the manifest is written before StartJobRun). Back to PENDING, attempts unchanged: the
+        files did nothing wrong. Returns run id -> files released."""
+        stale: dict[str, list[FileRef]] = {}
+        for item in self.ledger.by_state(State.CLAIMED, self.now() - self.settings.claim_grace):
+            stale.setdefault(item["run_id"], []).append(FileRef.from_dict(item))
+        with_manifest = {run_id for run_id in stale if self.manifests.exists(run_id)}
+        held = self.jobs.holding(with_manifest) if with_manifest else set()
+        released = {}
+        for run_id in sorted(set(stale) - held):
+            released[run_id] = self.ledger.release_claim(run_id, stale[run_id])
+            if run_id in with_manifest:
+                self.manifests.delete(run_id)
+        return released
 
     def _give_back(self, run_id: str, claimed: list[FileRef]) -> None:
         self.ledger.release_claim(run_id, claimed)
         self.manifests.delete(run_id)
 
-    def run_succeeded(self, job_run_id: str) -> bool:
-        """Email what the run did; False when there is no summary to send (not our run)."""
+    def run_succeeded(self, job_run_id: str) -> Email:
+        """Email what the run did (call it after start_runs: the email must not hold up the next
+        run). Not sent when there is no summary (not our run)."""
         run_id = self.jobs.run_id_of(job_run_id)
         summary = self.manifests.read_summary(run_id) if run_id else None
-        if summary is not None:
-            self.notifier.send(*summary_message(summary))
-        return summary is not None
+        return self._email(summary) if summary is not None else Email(run_id)
 
-    def run_ended_badly(self, job_run_id: str, state: str, message: str) -> dict[State, int]:
+    def _email(self, summary: RunSummary) -> Email:
+        """Publish the summary, cut to SNS's size limit; a failed publish is reported, not
+        raised: the run's work is settled and must stay so."""
+        try:
+            self.notifier.send(*summary_message(summary, self.manifests.summary_uri(summary.run_id)))
+        except Exception as error:  # any publish failure: the email is lost, not the run
+            return Email(summary.run_id, error=f"{type(error).__name__}: {error}")
+        return Email(summary.run_id, sent=True)
+
+    def run_ended_badly(self, job_run_id: str, state: str, message: str) -> tuple[dict[State, int], Email]:
         """A run FAILED, TIMED OUT or was STOPPED: settled (ledger.settle), with the attempt
         counted. A run that had committed is finished from its summary, and its summary
         emailed: its output stands."""
         run_id = self.jobs.run_id_of(job_run_id)
         if run_id is None:
-            return {}
+            return {}, Email(None)
         summary = self.manifests.read_summary(run_id)
         attempt = CountAttempt(self.settings.max_attempts, f"job run {job_run_id} {state}: {message}")
         moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, attempt)
-        if summary is not None:
-            self.notifier.send(*summary_message(summary))
-        return moved
+        return moved, (self._email(summary) if summary is not None else Email(run_id))

@@ -2,11 +2,12 @@
 locally.
 
 moto's CloudFormation cannot create Glue resources and cannot run Lambda without Docker, so this
-walks the translated template itself: it resolves the intrinsic functions (Ref, GetAtt, Sub, If,
-...) against the parameters of samconfig.toml's [local] environment and creates each resource
-with the emulator's API. IAM roles, KMS keys, log groups and resource policies are not created in
-the emulator: the roles' policies (who may do what) and the resource policies (bucket, queue,
-topic, key, function) are collected on the Stack for sluice.aws.iam to enforce.
+walks the translated template itself: the create-time rules AWS applies are checked first
+(sluice.stack.rules), the intrinsic functions resolved (sluice.stack.resolve) against the
+parameters of samconfig.toml's [local] environment, and each resource created with the
+emulator's API. IAM roles, KMS keys, log groups and resource policies are not created in the
+emulator: the roles' policies and the resource policies are collected on the Stack
+(sluice.stack.policies) for sluice.aws.iam to enforce.
 
     >>> stack = deploy(emulator, SamApp.load(), local_parameters())   # doctest: +SKIP
     >>> stack.names["RawBucket"]                                      # doctest: +SKIP
@@ -16,188 +17,18 @@ topic, key, function) are collected on the Stack for sluice.aws.iam to enforce.
 from __future__ import annotations
 
 import json
-import re
-import shlex
-import tomllib
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
-from sluice.aws.iam import Policy, Principal, managed_policy
-from sluice.stack.template import ROOT, SamApp
+from sluice.aws.emulator import Emulator
+from sluice.stack import rules
+from sluice.stack.model import EventSourceMapping, Function, RuleTarget, Stack
+from sluice.stack.policies import collect_policies
+from sluice.stack.resolve import QUEUE_URL_PLACEHOLDER, Resolver, local_parameters, name_resources
+from sluice.stack.template import SamApp
 
-PSEUDO = {"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::Partition": "aws",
-          "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
-
-
-def local_parameters(config: Path = ROOT / "samconfig.toml", env: str = "local") -> dict[str, str]:
-    """parameter_overrides of one samconfig.toml environment, as a dict."""
-    settings = tomllib.loads(config.read_text()).get(env, {})
-    overrides = settings.get("deploy", {}).get("parameters", {}).get("parameter_overrides", "")
-    stack_name = settings.get("global", {}).get("parameters", {}).get("stack_name", f"sluice-{env}")
-    params = dict(item.split("=", 1) for item in shlex.split(overrides))
-    return {"AWS::StackName": stack_name, **params}
-
-
-@dataclass
-class Function:
-    logical_id: str
-    name: str
-    code_dir: Path
-    handler: str
-    environment: dict[str, str]
-    timeout: int
-
-
-@dataclass
-class EventSourceMapping:
-    function: str  # logical id
-    queue_url: str
-    batch_size: int
-    batching_window: int
-    max_concurrency: int
-    report_batch_item_failures: bool
-
-
-@dataclass
-class RuleTarget:
-    """An EventBridge rule target the emulator cannot reach (Lambda, SNS), routed through an
-    internal queue that moto's own rule matching and input transformer feed."""
-
-    rule: str
-    kind: str  # "lambda" | "sns"
-    target: str  # function logical id, or topic ARN
-    queue_url: str
-    schedule: str | None = None  # rate(...) for scheduled rules
-
-
-@dataclass
-class Stack:
-    names: dict[str, str] = field(default_factory=dict)  # logical id -> name / URL / ARN (Ref)
-    arns: dict[str, str] = field(default_factory=dict)
-    functions: dict[str, Function] = field(default_factory=dict)
-    mappings: list[EventSourceMapping] = field(default_factory=list)
-    rule_targets: list[RuleTarget] = field(default_factory=list)
-    outputs: dict[str, str] = field(default_factory=dict)
-    resources: dict[str, dict] = field(default_factory=dict)  # resolved properties
-    roles: dict[str, Principal] = field(default_factory=dict)  # role logical id -> its policies
-    # function, crawler and job logical id -> the role it runs as
-    principals: dict[str, Principal] = field(default_factory=dict)
-    resource_policies: dict[str, dict] = field(default_factory=dict)  # resource ARN -> document
-
-    def function_environment(self) -> dict[str, str]:
-        """Every function's variables, merged: handlers run in this one process, so two functions
-        may not give one variable different values."""
-        merged: dict[str, str] = {}
-        for fn in self.functions.values():
-            for key, value in fn.environment.items():
-                if merged.get(key, value) != value:
-                    raise ValueError(f"functions disagree on {key}: {merged[key]!r} vs {value!r}")
-                merged[key] = value
-        return merged
-
-
-class _Resolver:
-    def __init__(self, app: SamApp, params: dict[str, str], stack: Stack) -> None:
-        self.app = app
-        self.stack = stack
-        self.values: dict[str, Any] = {**PSEUDO}
-        for name, spec in app.parameters.items():
-            self.values[name] = params.get(name, spec.get("Default"))
-        self.values["AWS::StackName"] = params.get("AWS::StackName", "sluice-local")
-        self.conditions = {
-            name: self(expr) for name, expr in app.translated.get("Conditions", {}).items()}
-
-    def __call__(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [v for v in (self(item) for item in node) if v is not None]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            (key, arg), = node.items()
-            if key == "Ref":
-                return self.values[arg] if arg in self.values else self.stack.names[arg]
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self._attribute(logical_id, attribute)
-            if key == "Fn::Sub":
-                return self._sub(arg)
-            if key == "Fn::If":
-                name, yes, no = arg
-                return self(yes if self.conditions[name] else no)
-            if key == "Fn::Not":
-                return not self(arg[0])
-            if key == "Fn::Equals":
-                return str(self(arg[0])) == str(self(arg[1]))
-            if key == "Fn::Join":
-                return arg[0].join(str(v) for v in self(arg[1]))
-            if key == "Fn::Select":
-                return self(arg[1])[int(self(arg[0]))]
-            if key == "Fn::Split":
-                return str(self(arg[1])).split(arg[0])
-            if key == "Condition":
-                return self.conditions[arg]
-        # A property whose value is AWS::NoValue is left out, as CloudFormation leaves it out.
-        return {k: v for k, v in ((k, self(v)) for k, v in node.items()) if v is not None}
-
-    def _attribute(self, logical_id: str, attribute: str) -> str:
-        if attribute == "Arn":
-            return self.stack.arns[logical_id]
-        if attribute in ("QueueName", "TopicName"):
-            return self.stack.names[logical_id].rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-        raise KeyError(f"GetAtt {logical_id}.{attribute} is not supported locally")
-
-    def _sub(self, arg: Any) -> str:
-        template, local = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
-
-        def replace(match: re.Match) -> str:
-            ref = match.group(1)
-            if ref in local:
-                return str(local[ref])
-            if "." in ref:
-                logical_id, attribute = ref.split(".", 1)
-                return self._attribute(logical_id, attribute)
-            return str(self({"Ref": ref}))
-
-        return re.sub(r"\$\{([^}!]+)\}", replace, template)
-
-
-def _name_and_arn(rtype: str, logical_id: str, props: dict, stack_name: str) -> tuple[str, str]:
-    """What Ref returns and what GetAtt Arn returns, before anything exists."""
-    default = f"{stack_name}-{logical_id}"
-    arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}:{{}}"
-    if rtype == "AWS::S3::Bucket":
-        name = props.get("BucketName", default.lower())
-        return name, f"arn:aws:s3:::{name}"
-    if rtype == "AWS::SQS::Queue":
-        name = props.get("QueueName", default)
-        return f"__queue_url__{name}", arn.format("sqs", name)
-    if rtype == "AWS::DynamoDB::Table":
-        name = props.get("TableName", default)
-        return name, arn.format("dynamodb", f"table/{name}")
-    if rtype == "AWS::SNS::Topic":
-        name = props.get("TopicName", default)
-        return arn.format("sns", name), arn.format("sns", name)
-    if rtype == "AWS::Glue::Database":
-        return props["DatabaseInput"]["Name"], ""
-    if rtype in ("AWS::Glue::Crawler", "AWS::Glue::Job", "AWS::Glue::SecurityConfiguration"):
-        return props.get("Name", default), ""
-    if rtype == "AWS::Lambda::Function":
-        name = props.get("FunctionName", default)
-        return name, arn.format("lambda", f"function:{name}")
-    if rtype == "AWS::Events::Rule":
-        name = props.get("Name", default)
-        return name, arn.format("events", f"rule/{name}")
-    if rtype == "AWS::IAM::Role":
-        name = props.get("RoleName", default)
-        return name, f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
-    if rtype == "AWS::KMS::Key":  # Ref is the key id, stable per stack and logical id
-        key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{stack_name}/{logical_id}"))
-        return key_id, arn.format("kms", f"key/{key_id}")
-    return default, arn.format("cloudformation", f"{logical_id}")
-
+# Importable from here, as before the split: the runtime, the emulated services and tests use them.
+_Resolver = Resolver
+__all__ = ["EventSourceMapping", "Function", "RuleTarget", "Stack", "deploy", "local_parameters"]
 
 # Types created in this order (queues before the bucket that notifies them, DLQs first).
 CREATE_ORDER = ["AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Glue::Database",
@@ -205,103 +36,26 @@ CREATE_ORDER = ["AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "A
                 "AWS::Lambda::Function", "AWS::Events::Rule", "AWS::Lambda::EventSourceMapping"]
 
 
-def deploy(aws: Emulator, app: SamApp, params: dict[str, str]) -> Stack:
+def deploy(aws: Emulator, app: SamApp, params: dict[str, str], concurrency_quota: int | None = None) -> Stack:
+    """Create the stack; a template AWS would refuse raises rules.CreateRuleError and creates
+    nothing. `concurrency_quota`: the account's Lambda concurrency (default: the setting)."""
+    rules.check(app, params, concurrency_quota)
     stack = Stack()
-    resolve = _Resolver(app, params, stack)
-    stack_name = resolve.values["AWS::StackName"]
+    resolve = name_resources(app, params, stack)
     ordered = sorted(app.resources.items(), key=lambda item: item[0])
-    # Phase 1: every resource's name and ARN (names depend only on parameters in this template).
-    for logical_id, resource in ordered:
-        props = resolve(_name_properties(resource.get("Properties", {})))
-        stack.names[logical_id], stack.arns[logical_id] = _name_and_arn(
-            resource["Type"], logical_id, props, stack_name)
-    # Phase 2: create, type by type.
     for rtype in CREATE_ORDER:
         batch = [(lid, r) for lid, r in ordered if r["Type"] == rtype]
         if rtype == "AWS::SQS::Queue":  # dead-letter queues before the queues that use them
             batch.sort(key=lambda item: "RedrivePolicy" in item[1].get("Properties", {}))
         for logical_id, resource in batch:
-            if "Condition" in resource and not resolve.conditions[resource["Condition"]]:
+            if not resolve.included(resource):
                 continue
             props = resolve(resource.get("Properties", {}))
             stack.resources[logical_id] = props
             _CREATORS[rtype](aws, app, stack, logical_id, props)
-    _collect_policies(app, stack, resolve)
+    collect_policies(app, stack, resolve)
     stack.outputs = {k: str(resolve(v["Value"])) for k, v in app.translated.get("Outputs", {}).items()}
     return stack
-
-
-_POLICY_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::KMS::Key",
-                 "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
-                 "AWS::Lambda::Permission")
-
-
-def _collect_policies(app: SamApp, stack: Stack, resolve: _Resolver) -> None:
-    """Each role's inline and managed policies, who runs as which role, and each resource policy,
-    resolved as CloudFormation would resolve them."""
-    found = [(lid, r["Type"], resolve(r.get("Properties", {}))) for lid, r in sorted(app.resources.items())
-             if r["Type"] in _POLICY_TYPES and resolve.conditions.get(r.get("Condition"), True)]
-    for lid, rtype, props in found:
-        if rtype == "AWS::IAM::Role":
-            policies = [Policy(p["PolicyName"], p["PolicyDocument"]) for p in props.get("Policies", [])]
-            policies += [managed_policy(arn) for arn in props.get("ManagedPolicyArns", [])]
-            stack.roles[lid] = Principal(lid, stack.arns[lid], policies)
-    for lid, rtype, props in found:
-        if rtype in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            for role in props.get("Roles", []):
-                stack.roles[_role(stack, role)].policies.append(
-                    Policy(props.get("PolicyName") or props.get("ManagedPolicyName") or lid,
-                           props["PolicyDocument"]))
-        elif rtype == "AWS::KMS::Key" and "KeyPolicy" in props:
-            _add_statements(stack, stack.arns[lid], props["KeyPolicy"])
-        elif rtype == "AWS::S3::BucketPolicy":
-            _add_statements(stack, f"arn:aws:s3:::{props['Bucket']}", props["PolicyDocument"])
-        elif rtype == "AWS::SQS::QueuePolicy":
-            for url in props["Queues"]:
-                queue = next(q for q, name in stack.names.items() if name == url)
-                _add_statements(stack, stack.arns[queue], props["PolicyDocument"])
-        elif rtype == "AWS::SNS::TopicPolicy":
-            for topic in props["Topics"]:
-                _add_statements(stack, topic, props["PolicyDocument"])
-        elif rtype == "AWS::Lambda::Permission":
-            _add_statements(stack, *_function_permission(lid, props))
-    for lid, props in stack.resources.items():  # functions, the crawler, the job
-        if props.get("Role"):
-            stack.principals[lid] = stack.roles[_role(stack, props["Role"])]
-
-
-def _role(stack: Stack, name_or_arn: str) -> str:
-    return next(lid for lid in stack.roles if name_or_arn in (stack.arns[lid], stack.names[lid]))
-
-
-def _add_statements(stack: Stack, arn: str, document: dict) -> None:
-    """A resource's policies, merged into one document (a queue or topic may have several)."""
-    statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
-    stack.resource_policies.setdefault(arn, {"Version": "2012-10-17", "Statement": []})[
-        "Statement"].extend(statements)
-
-
-def _function_permission(logical_id: str, props: dict) -> tuple[str, dict]:
-    """An AWS::Lambda::Permission as the statement Lambda adds to the function's policy (Lambda
-    Developer Guide, "Viewing resource-based IAM policies in Lambda")."""
-    function = props["FunctionName"]
-    arn = function if function.startswith("arn:") else \
-        f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}"
-    who = props["Principal"]
-    condition = {}
-    if "SourceArn" in props:
-        condition["ArnLike"] = {"AWS:SourceArn": props["SourceArn"]}
-    if "SourceAccount" in props:
-        condition["StringEquals"] = {"AWS:SourceAccount": props["SourceAccount"]}
-    statement = {"Sid": logical_id, "Effect": "Allow", "Action": props["Action"], "Resource": arn,
-                 "Principal": {"Service": who} if who.endswith(".amazonaws.com") else {"AWS": who}}
-    return arn, {"Statement": [{**statement, **({"Condition": condition} if condition else {})}]}
-
-
-def _name_properties(props: dict) -> dict:
-    keys = ("BucketName", "QueueName", "TableName", "TopicName", "Name", "FunctionName", "DatabaseInput",
-            "RoleName")
-    return {k: v for k, v in props.items() if k in keys}
 
 
 def _queue(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
@@ -309,7 +63,7 @@ def _queue(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dic
                                              "DelaySeconds") if k in props}
     if "RedrivePolicy" in props:
         attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
-    name = stack.names[logical_id].removeprefix("__queue_url__")
+    name = stack.names[logical_id].removeprefix(QUEUE_URL_PLACEHOLDER)
     url = aws.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     _replace_name(stack, logical_id, url)
 

@@ -15,10 +15,21 @@ import boto3
 import pytest
 from moto.moto_api import state_manager
 
-from ledger import FileRef, FileSummary, RowCounts, RunManifest, RunSummary, summary_key
+from ledger import (
+    FileRef,
+    FileSummary,
+    RowCounts,
+    RunBudget,
+    RunManifest,
+    RunSummary,
+    manifest_key,
+    summary_key,
+)
 from ledger.table import DynamoLedger
 from sluice.aws import glue_crawler as crawler
+from sluice.aws.awslambda import FakeContext, load_handler
 from sluice.aws.glue_jobs import hold_job_runs_in_starting
+from sluice.stack.template import ROOT
 from tests.functions.conftest import ENV, RAW_BUCKET, event
 
 SETTINGS = ENV["StartJobFunction"]
@@ -272,3 +283,56 @@ def _job_glue_client():
     """The Glue client the handler's cached planner uses (same settings, same cache entry)."""
     with patch.dict(os.environ, SETTINGS):
         return sys.modules["sluice_fn_start_job_app"].planner().jobs.glue
+
+
+def test_a_failed_summary_email_does_not_stop_the_next_run(start_job, ledger, stack):
+    """No topic exists, so Publish fails (NotFound): the free slot is used all the same."""
+    _pending(ledger, 1)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    _commit(stack, run)
+    _pending(ledger, 2, prefix="orders/next")
+    succeeded = event("job-succeeded.json")
+    succeeded["detail"]["jobRunId"] = run["job_run_id"]
+    [following] = start_job(succeeded)["runs"]
+    assert following["files"] == 2 and ledger.count_by_state()["CLAIMED"] == 3
+
+
+class _RunningOutContext(FakeContext):
+    """A context whose remaining time falls by 200 ms each time it is read."""
+
+    def __init__(self, function_name: str, left_ms: int) -> None:
+        super().__init__(function_name)
+        self.left_ms = left_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.left_ms -= 200
+        return self.left_ms + 200
+
+
+def test_claims_stop_short_of_the_timeout_and_leave_no_file_without_a_run(stack, ledger, monkeypatch):
+    monkeypatch.setitem(SETTINGS, "MAX_FILES_PER_RUN", "1000")
+    _pending(ledger, 120)
+    handler = load_handler(ROOT / "functions" / "start_job", "app.lambda_handler")
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    context = _RunningOutContext("sluice-dev-start-job", 30_000)
+    [run] = handler(event("crawler-succeeded.json"), context)["runs"]  # ~100 reads before the 10 s margin
+    counts = ledger.count_by_state()
+    assert 0 < run["files"] < 120 and counts["CLAIMED"] == run["files"]
+    assert counts["PENDING"] == 120 - run["files"]
+    assert [r["Arguments"]["--run_id"] for r in _job_runs(stack)] == [run["run_id"]]
+
+
+def test_the_sweep_releases_claims_whose_run_never_started(start_job, ledger, stack):
+    earlier = DynamoLedger(ledger.table, now=lambda: datetime.now(UTC) - timedelta(hours=1))
+    stranded = _pending(earlier, 2, prefix="orders/stranded")
+    earlier.claim_pending("run-timed-out", RunBudget(10, 10**9))  # no manifest, no job run: a timeout
+    held = _pending(earlier, 1, prefix="orders/held")
+    earlier.claim_pending("run-held", RunBudget(10, 10**9))
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=SETTINGS["ARTIFACTS_BUCKET"], Key=manifest_key("run-held"), Body=b"{}")
+    stack.client("glue").start_job_run(JobName=SETTINGS["JOB_NAME"], Arguments={"--run_id": "run-held"})
+    result = start_job(event("scheduled-sweep.json"))
+    assert result == {"sweep": "crawler started; 2 files released from runs that never started"}
+    assert {ledger.get(r.file_id)["state"] for r in stranded} == {"PENDING"}
+    assert ledger.get(held[0].file_id)["state"] == "CLAIMED"  # its job run settles it when it ends

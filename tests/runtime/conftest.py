@@ -6,12 +6,29 @@ import csv
 import io
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from ledger.table import DynamoLedger
 from sluice.aws.sns import read_outbox
 from sluice.runtime import Runtime
+from sluice.stack.deploy import local_parameters
+from sluice.timeline import Timeline
+
+
+@contextmanager
+def started_runtime(state: Path, schedule_every: float | None = None, persist: bool = False,
+                    **parameters: str) -> Iterator[Runtime]:
+    """The one way the end-to-end tests start a runtime: quiet, samconfig's [local] parameters with
+    `parameters` on top, and Spark up before the first test runs."""
+    with Runtime(state_dir=state, timeline=Timeline(quiet=True), schedule_every=schedule_every,
+                 parameters={**local_parameters(), **parameters}, persist=persist) as rt:
+        for job in rt.jobs:
+            assert job.ready.wait(timeout=180), "Spark did not start"
+        yield rt
 
 
 def orders_csv(n: int, start: int = 0, day: str = "2026-11-24") -> bytes:

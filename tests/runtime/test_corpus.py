@@ -18,8 +18,6 @@ from collections.abc import Iterator
 import pytest
 
 from sluice.runtime import Runtime
-from sluice.stack.deploy import local_parameters
-from sluice.timeline import Timeline
 from tests.runtime.conftest import (
     assert_each_row_once,
     emails,
@@ -28,6 +26,7 @@ from tests.runtime.conftest import (
     orders_csv,
     put,
     quarantined,
+    started_runtime,
     wait,
 )
 
@@ -71,10 +70,9 @@ CORPUS: dict[str, tuple[bytes, str, object]] = {
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory) -> Iterator[Runtime]:
-    fast = {"SweepAfterSeconds": "3", "MaxAttempts": "2"}  # a file that cannot be read fails quickly
-    with Runtime(state_dir=tmp_path_factory.mktemp("sluice-corpus"), timeline=Timeline(quiet=True),
-                 schedule_every=2, parameters={**local_parameters(), **fast}) as rt:
-        assert rt.jobs[0].ready.wait(timeout=180), "Spark did not start"
+    # A file that cannot be read fails quickly.
+    with started_runtime(tmp_path_factory.mktemp("sluice-corpus"), schedule_every=2,
+                         SweepAfterSeconds="3", MaxAttempts="2") as rt:
         yield rt
 
 

@@ -81,7 +81,8 @@ def test_gzip_is_read_through(kind):
     assert infer(gzip.compress(body), kind, gz=True) == infer(body, kind, gz=False)
 
 
-@pytest.mark.parametrize(("body", "gz"), [(b"", False), (b"  \n\n", False), (gzip.compress(b"", mtime=0), True)])
+@pytest.mark.parametrize(("body", "gz"),
+                         [(b"", False), (b"  \n\n", False), (gzip.compress(b"", mtime=0), True)])
 def test_empty_file_is_unreadable(body, gz):
     with pytest.raises(ValueError, match="empty file"):
         infer(body, "csv", gz=gz)

@@ -71,6 +71,17 @@ def test_budget_caps_a_run(aws, ledger_table):
     assert ledger.count_by_state()["PENDING"] == 4
 
 
+def test_a_claim_stops_when_told_and_keeps_what_it_took(aws, ledger_table):
+    ledger = _ledger(aws, ledger_table)
+    for ref in _refs(10):
+        ledger.record_pending(ref)
+    checks = iter(range(100))
+    claimed = ledger.claim_pending("run-1", RunBudget(10, 10**9), stop=lambda: next(checks) >= 3)
+    assert len(claimed) == 3  # one conditional write per check that said go on
+    assert {item["file_id"] for item in ledger.by_run("run-1")} == {r.file_id for r in claimed}
+    assert ledger.count_by_state()["PENDING"] == 7
+
+
 def test_failed_run_returns_files_then_gives_up(aws, ledger_table):
     ledger = _ledger(aws, ledger_table)
     ref = _refs(1)[0]

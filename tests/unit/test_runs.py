@@ -1,4 +1,5 @@
-"""Run planning rules with in-memory fakes: caps, refusals, failures, the sweep and the email."""
+"""Run planning rules with in-memory fakes: caps, refusals, failures, the time left, the sweep and
+the email."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from ledger import (
     state_after_failed_run,
 )
 
-from runs import ConcurrencyLimitReached, RunPlanner, RunSettings  # isort: skip
+from run_summary import SNS_MESSAGE_BYTES, summary_message  # isort: skip
+from runs import ConcurrencyLimitReached, Email, RunPlanner, RunSettings, Sweep, TimeLeft  # isort: skip
 
 
 CREATED = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # when the fake ledger's files were created
@@ -29,18 +31,22 @@ class FakeLedger:
     def __init__(self, n: int, size: int = 10) -> None:
         self.pending = [FileRef("raw", f"d/{i}.csv", "e", size) for i in range(n)]
         self.claims: dict[str, list[FileRef]] = {}
+        self.claimed_at: dict[str, datetime] = {}  # run id -> when its files were claimed
         self.released: list[str] = []
 
-    def claim_pending(self, run_id, budget: RunBudget, created_before=None):
+    def claim_pending(self, run_id, budget: RunBudget, created_before=None, stop=None):
         taken = []
-        while created_before > CREATED and self.pending and budget.take(self.pending[0]):
+        while created_before > CREATED and self.pending and not (stop and stop()) \
+                and budget.take(self.pending[0]):
             taken.append(self.pending.pop(0))
         self.claims[run_id] = taken
+        self.claimed_at[run_id] = CRAWLED
         return taken
 
     def release_claim(self, run_id, refs):
         self.released.append(run_id)
         self.pending[:0] = refs
+        self.claims.pop(run_id, None)
         return len(refs)
 
     def fail_run(self, run_id, max_attempts, reason):
@@ -53,6 +59,9 @@ class FakeLedger:
     def by_state(self, state, updated_before=None, page_size=None):
         if state is State.PENDING and updated_before is not None and updated_before > CREATED:
             return iter([ref.to_dict() for ref in self.pending])
+        if state is State.CLAIMED:
+            return iter([{**ref.to_dict(), "run_id": run_id} for run_id, refs in self.claims.items()
+                         for ref in refs if self.claimed_at[run_id] < updated_before])
         return iter([])
 
     def mark_done(self, run_id, file_id, counts):
@@ -70,6 +79,12 @@ class FakeManifests:
 
     def delete(self, run_id):
         self.written.pop(run_id)
+
+    def exists(self, run_id):
+        return run_id in self.written
+
+    def summary_uri(self, run_id):
+        return f"s3://artifacts/runs/{run_id}/summary.json"
 
     def read_summary(self, run_id):
         return self.summaries.get(run_id) if hasattr(self, "summaries") else None
@@ -90,10 +105,13 @@ class FakeCrawler:
 
 
 class FakeNotifier:
-    def __init__(self) -> None:
+    def __init__(self, error: Exception | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.error = error
 
     def send(self, subject, text):
+        if self.error:
+            raise self.error
         self.sent.append((subject, text))
 
 
@@ -129,10 +147,15 @@ class FakeJobs:
     def run_id_of(self, job_run_id):
         return self.started.get(job_run_id)
 
+    def holding(self, run_ids):
+        return set(self.started.values()) & run_ids
 
-def _planner(ledger, jobs, max_files=4, max_bytes=10**9, crawler=None, now=lambda: CRAWLED):
-    return RunPlanner(ledger, FakeManifests(), jobs, FakeOutputs(), crawler or FakeCrawler(), FakeNotifier(),
-                      RunSettings(max_files, max_bytes, 3, sweep_after=timedelta(minutes=15)), now=now)
+
+def _planner(ledger, jobs, max_files=4, max_bytes=10**9, crawler=None, now=lambda: CRAWLED, notifier=None):
+    return RunPlanner(ledger, FakeManifests(), jobs, FakeOutputs(), crawler or FakeCrawler(),
+                      notifier or FakeNotifier(),
+                      RunSettings(max_files, max_bytes, 3, sweep_after=timedelta(minutes=15),
+                                  claim_grace=timedelta(minutes=5)), now=now)
 
 
 def _summary(run_id: str, *counts: RowCounts) -> RunSummary:
@@ -191,11 +214,12 @@ def test_failed_run_is_traced_through_the_job_run_arguments():
     ledger, jobs = FakeLedger(2), FakeJobs()
     planner = _planner(ledger, jobs)
     [run] = planner.start_runs()
-    assert planner.run_ended_badly(run.job_run_id, "FAILED", "boom") == {State.PENDING: 2}
+    settled = planner.run_ended_badly(run.job_run_id, "FAILED", "boom")
+    assert settled == ({State.PENDING: 2}, Email(run.run_id))
     assert planner.outputs.discarded == [run.run_id]  # what it wrote before failing is removed
     assert ledger.failed[run.run_id] == (3, f"job run {run.job_run_id} FAILED: boom")  # an attempt counted
     assert planner.notifier.sent == []  # it did not commit: nothing to tell
-    assert planner.run_ended_badly("jr_unknown", "FAILED", "boom") == {}
+    assert planner.run_ended_badly("jr_unknown", "FAILED", "boom") == ({}, Email(None))
 
 
 def test_a_run_that_dies_after_its_commit_point_is_finished_from_its_summary_and_emailed():
@@ -203,7 +227,8 @@ def test_a_run_that_dies_after_its_commit_point_is_finished_from_its_summary_and
     planner = _planner(ledger, jobs)
     [run] = planner.start_runs()
     planner.manifests.summaries = {run.run_id: _summary(run.run_id, RowCounts(3, 2, 1), RowCounts(0, 0, 0))}
-    assert planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late") == {State.DONE: 2}
+    assert planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late") == ({State.DONE: 2},
+                                                                          Email(run.run_id, sent=True))
     assert planner.outputs.discarded == [] and ledger.done["f1"].rows_bad == 1
     assert not hasattr(ledger, "failed")  # no attempt counted against files that were processed
     [(subject, _)] = planner.notifier.sent
@@ -214,10 +239,10 @@ def test_a_succeeded_run_emails_its_summary_and_an_unknown_one_nothing():
     ledger, jobs = FakeLedger(1), FakeJobs()
     planner = _planner(ledger, jobs)
     [run] = planner.start_runs()
-    assert planner.run_succeeded(run.job_run_id) is False  # no summary (yet): nothing sent
+    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id)  # no summary (yet): nothing sent
     planner.manifests.summaries = {run.run_id: _summary(run.run_id, RowCounts(5, 5, 0))}
-    assert planner.run_succeeded(run.job_run_id) is True
-    assert planner.run_succeeded("jr_someone_elses") is False
+    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id, sent=True)
+    assert planner.run_succeeded("jr_someone_elses") == Email(None)
     assert [subject for subject, _ in planner.notifier.sent] == [
         f"Sluice run {run.run_id}: 1 files, 5 of 5 rows written, 0 quarantined, 0 duplicate"]
 
@@ -231,9 +256,79 @@ def test_the_sweep_crawls_only_for_files_pending_long(minutes_pending, running, 
     crawler = FakeCrawler(running=running)
     planner = _planner(FakeLedger(2), FakeJobs(), crawler=crawler,
                        now=lambda: CREATED + timedelta(minutes=minutes_pending))
-    assert planner.sweep() == expected
+    assert planner.sweep() == Sweep(expected)
     assert crawler.starts == (expected is not None)
-    assert _planner(FakeLedger(0), FakeJobs(), crawler=crawler).sweep() is None  # nothing pending
+    assert _planner(FakeLedger(0), FakeJobs(), crawler=crawler).sweep() == Sweep()  # nothing pending
+
+
+class Clock:
+    """An invocation's remaining time that falls by `step` ms each time it is read."""
+
+    def __init__(self, start_ms: int, step: int) -> None:
+        self.left, self.step = start_ms, step
+
+    def __call__(self) -> int:
+        self.left -= self.step
+        return self.left + self.step
+
+
+def test_claims_stop_short_of_the_timeout_and_the_run_starts_with_what_it_has():
+    ledger, jobs = FakeLedger(10), FakeJobs()
+    planner = _planner(ledger, jobs, max_files=100)
+    time_left = TimeLeft.of(Clock(3_000, step=400))  # margin 1 s; ~5 reads left before it
+    [run] = planner.start_runs(time_left)
+    assert 0 < run.files < 10 and len(ledger.pending) == 10 - run.files
+    assert jobs.started == {run.job_run_id: run.run_id}  # every claimed file is in a started run
+    assert planner.start_runs(TimeLeft.of(Clock(3_000, step=0))) != []  # the next trigger takes the rest
+
+
+def test_no_claim_when_the_time_is_already_out():
+    ledger = FakeLedger(3)
+    assert _planner(ledger, FakeJobs()).start_runs(TimeLeft(lambda: 500, margin_ms=1_000)) == []
+    assert ledger.claims == {} and len(ledger.pending) == 3
+
+
+@pytest.mark.parametrize(("minutes_after_claim", "manifest", "job_run", "released"), [
+    (10, False, False, True),  # the invocation timed out mid-claim: no manifest
+    (10, True, False, True),  # it timed out between the manifest and StartJobRun
+    (10, True, True, False),  # the run holds them: its end settles them
+    (2, False, False, False),  # within the grace: the claiming invocation may still be running
+])
+def test_the_sweep_releases_claims_of_runs_that_never_started(minutes_after_claim, manifest, job_run,
+                                                              released):
+    ledger, jobs, crawler = FakeLedger(3), FakeJobs(), FakeCrawler()
+    now = CRAWLED + timedelta(minutes=minutes_after_claim)
+    planner = _planner(ledger, jobs, crawler=crawler, now=lambda: now)
+    claimed = ledger.claim_pending("run-x", RunBudget(10, 10**9), CRAWLED)
+    if manifest:
+        planner.manifests.write(RunManifest("run-x", CRAWLED.isoformat(), claimed))
+    if job_run:
+        jobs.started["jr_x"] = "run-x"
+    swept = planner.sweep()
+    assert swept.released == ({"run-x": 3} if released else {})
+    assert len(ledger.pending) == (3 if released else 0)
+    assert ("run-x" in planner.manifests.written) == (manifest and not released)
+    assert swept.crawl == (CrawlerStart.STARTED if released else None)  # the crawl's success runs them
+
+
+def test_a_succeeded_run_whose_email_fails_says_so_and_does_not_raise():
+    ledger, jobs = FakeLedger(1), FakeJobs()
+    planner = _planner(ledger, jobs, notifier=FakeNotifier(RuntimeError("SNS is down")))
+    [run] = planner.start_runs()
+    planner.manifests.summaries = {run.run_id: _summary(run.run_id, RowCounts(5, 5, 0))}
+    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id, error="RuntimeError: SNS is down")
+    assert planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late")[0] == {State.DONE: 1}  # settled still
+
+
+def test_an_email_over_snss_limit_is_cut_in_utf8_bytes_and_says_where_the_rest_is():
+    files = [FileSummary(f"s3://raw/naïve/ünïcødé-{i:05}.csv", f"f{i}", "d", RowCounts(1, 1, 0))
+             for i in range(5_000)]
+    summary = RunSummary("run-big", files=files)
+    assert len(summary_message(summary, limit=10**9)[1].encode()) > SNS_MESSAGE_BYTES  # too big uncut
+    _, text = summary_message(summary, "s3://artifacts/runs/run-big/summary.json")
+    assert SNS_MESSAGE_BYTES - 200 < len(text.encode()) <= SNS_MESSAGE_BYTES
+    assert text.splitlines()[-1] == "The full summary: s3://artifacts/runs/run-big/summary.json"
+    assert "\ufffd" not in text  # no character cut in half
 
 
 @pytest.mark.parametrize(("attempts", "max_attempts", "expected"), [

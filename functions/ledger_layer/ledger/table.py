@@ -86,16 +86,16 @@ class DynamoLedger:
 
     # --- runs (StartJobFunction) -------------------------------------------------------------
 
-    def claim_pending(self, run_id: str, budget: RunBudget,
-                      created_before: datetime | None = None) -> list[FileRef]:
-        """Move PENDING files into run_id, oldest first, until the budget is full; with
-        `created_before`, only files created before it. A file another claimer took first fails
-        its condition and is simply passed over."""
+    def claim_pending(self, run_id: str, budget: RunBudget, created_before: datetime | None = None,
+                      stop: Callable[[], bool] | None = None) -> list[FileRef]:
+        """Move PENDING files into run_id, oldest first, until the budget is full or `stop()`
+        says time is up; with `created_before`, only files created before it. A file another
+        claimer took first fails its condition and is simply passed over."""
         claimed: list[FileRef] = []
         pages = min(budget.max_files, 100)  # read what is needed, not every pending item at once
         for item in self.by_state(State.PENDING, page_size=pages, created_before=created_before):
             ref = FileRef.from_dict(item)
-            if not budget.fits(ref):
+            if not budget.fits(ref) or (stop is not None and stop()):
                 break
             if self._move(ref.file_id, State.PENDING, State.CLAIMED, run_id=run_id):
                 budget.take(ref)
