@@ -13,6 +13,7 @@ Each rule cites the page that states it. The account's Lambda concurrency quota 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -78,7 +79,34 @@ def refusals(app: SamApp, params: dict[str, str], concurrency_quota: int | None 
     quota = concurrency_quota or int(os.environ.get(QUOTA_SETTING, "1000"))
     template = _Template(stack, {lid: (r["Type"], resolve(r.get("Properties", {})))
                                  for lid, r in app.resources.items() if resolve.included(r)}, quota)
-    return [refusal for rule in RULES for refusal in rule(template)]
+    return [*_parameters(app, params), *(refusal for rule in RULES for refusal in rule(template))]
+
+
+def _parameters(app: SamApp, params: dict[str, str]) -> Iterator[Refusal]:
+    """CloudFormation checks every parameter value against its own constraints before it creates
+    anything (docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html:
+    AllowedPattern, AllowedValues, MinValue/MaxValue for Number, MinLength/MaxLength for String)."""
+    for name, spec in app.parameters.items():
+        value = str(params.get(name, spec.get("Default", "")))
+        where = f"parameter {name}={value!r}"
+        if spec.get("Type") == "Number":
+            try:
+                number = float(value)
+            except ValueError:
+                yield Refusal(name, f"{where} is not a number")
+                continue
+            if "MinValue" in spec and number < float(spec["MinValue"]):
+                yield Refusal(name, f"{where} is below its MinValue {spec['MinValue']}")
+            if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                yield Refusal(name, f"{where} is above its MaxValue {spec['MaxValue']}")
+        if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+            yield Refusal(name, f"{where} is not one of its AllowedValues {spec['AllowedValues']}")
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+            yield Refusal(name, f"{where} does not match its AllowedPattern {spec['AllowedPattern']}")
+        if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+            yield Refusal(name, f"{where} is shorter than its MinLength {spec['MinLength']}")
+        if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+            yield Refusal(name, f"{where} is longer than its MaxLength {spec['MaxLength']}")
 
 
 def _n(props: dict, key: str) -> int:
