@@ -2,8 +2,13 @@
 runs in-process with local Spark. It wires arguments, the session and storage; the work is in
 sluice_glue.job.
 
-    python glue/etl_job.py --run_id R --manifest_uri s3://.../manifest.json --ledger_table T \
-        --raw_database D --processed_database P --processed_bucket B --artifacts_bucket A
+    python glue/etl_job.py --JOB_NAME J --run_id R --manifest_uri s3://.../manifest.json \
+        --ledger_table T --raw_database D --processed_database P --processed_bucket B \
+        --artifacts_bucket A [--storage s3|local]
+
+Storage is chosen by `--storage`, never guessed: `s3` (the default, AWS Glue) runs under a
+GlueContext and a Glue Job (JOB_NAME required) and reads s3:// with Spark; `local` (the local
+runtime, the tests, the Glue container against the emulator) stages through boto3.
 """
 
 from __future__ import annotations
@@ -13,18 +18,8 @@ from typing import Any
 
 from ledger import RunSummary
 from sluice_glue import arguments, job
+from sluice_glue.runlog import RunLog, log_to_stdout
 from sluice_glue.storage import LocalStorage, Storage
-
-
-def glue_context(spark: Any) -> Any | None:
-    """A GlueContext where the JVM has Glue's classes (AWS Glue, the aws-glue-libs image); None
-    on plain Spark, where GlueContext(sc) fails with "'JavaPackage' object is not callable"."""
-    try:
-        from awsglue.context import GlueContext
-
-        return GlueContext(spark.sparkContext)
-    except Exception:
-        return None
 
 
 def main(argv: list[str] | None = None, spark: Any = None) -> RunSummary:
@@ -34,20 +29,24 @@ def main(argv: list[str] | None = None, spark: Any = None) -> RunSummary:
         from pyspark.sql import SparkSession
 
         spark = SparkSession.builder.appName("sluice-etl").getOrCreate()
-    spark.conf.set("spark.sql.files.ignoreCorruptFiles", "true")  # a corrupt file: 0 rows, quarantined
+    # Off (Spark's default): with it on, a file that fails mid-read returns the rows read
+    # before the error ("Generic File Source Options", Spark 3.5 docs). Truncated gzip files
+    # are found before the read (storage.unreadable_gzip); any other read error fails the table,
+    # whose files go back to the ledger.
+    spark.conf.set("spark.sql.files.ignoreCorruptFiles", "false")
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
     spark.conf.set("spark.sql.session.timeZone", "UTC")  # a timestamp without a zone is UTC; date parts too
-    context = glue_context(spark)
     glue_job = None
-    if context is not None:
+    if args.storage == "s3":  # a GlueContext error raises: the job must not fall back silently
+        from awsglue.context import GlueContext
         from awsglue.job import Job
         from awsglue.utils import getResolvedOptions
 
-        glue_job = Job(context)
+        glue_job = Job(GlueContext(spark.sparkContext))
         glue_job.init(getResolvedOptions(argv, ["JOB_NAME"])["JOB_NAME"], {})
-    storage = Storage() if context is not None else LocalStorage()
+    storage = Storage() if args.storage == "s3" else LocalStorage()
     try:
-        summary = job.run(spark, args, storage)
+        summary = job.run(spark, args, storage, RunLog(args.run_id))
     finally:
         storage.close()
     if glue_job is not None:
@@ -56,4 +55,5 @@ def main(argv: list[str] | None = None, spark: Any = None) -> RunSummary:
 
 
 if __name__ == "__main__":
+    log_to_stdout()
     main()

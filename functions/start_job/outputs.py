@@ -2,15 +2,17 @@
 
 A run that dies before its commit point may have written, and even registered, some partitions.
 Its files are processed again under a new run id, so its own partitions must go, or Athena
-would count their rows twice. Partitions carry the run id as their last key, so they are found
-by a catalog expression; the run's quarantine folder is found by name.
+would count their rows twice. Partitions carry the run id as their last key, so registered ones
+are found by a catalog expression; folders the run wrote but never registered are found by
+listing each table folder of the processed bucket down to its `run_id=<run_id>/` folders. The
+run's quarantine folder is found by name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ledger.s3 import delete_prefix
+from ledger.s3 import delete_prefix, discard_run_folders
 
 
 class CatalogOutputs:
@@ -38,4 +40,6 @@ class CatalogOutputs:
                     PartitionsToDelete=[{"Values": p["Values"]} for p in partitions[start:start + 25]])
             delete_prefix(self.s3, self.bucket, f"_quarantine/{table['Name']}/run_id={run_id}/")
             removed += len(partitions)
+        # Written, perhaps never registered (or no table yet): found by listing folders.
+        discard_run_folders(self.s3, self.bucket, "", run_id)
         return removed

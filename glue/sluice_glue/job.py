@@ -4,15 +4,20 @@ Output goes to s3://<processed>/<table>/<date parts>/run_id=<run_id>/. Partition
 is what makes a retried attempt of the same run replace its own output and nothing else: Spark's
 dynamic partition overwrite (on Glue) or delete-then-upload of the run's folders (locally) touches
 only partitions that carry this run id. Bad rows go to s3://<processed>/_quarantine/<table>/
-run_id=<run_id>/ as JSON lines with the source file and the reason. When every table is written
-and registered, the run summary is written (the commit point) and then each file is marked DONE
-with its row counts.
+run_id=<run_id>/ as JSON lines with the source file and the reason; so do files that cannot be
+read whole (a truncated gzip stream), as one record each. Tables are isolated: a table whose
+processing fails has its files returned to the ledger with the reason and its output discarded,
+and the others are written. When every table is settled, the run summary is written (the commit
+point) and then each written file is marked DONE with its row counts.
 """
 
 from __future__ import annotations
 
+import functools
+import queue
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -30,38 +35,67 @@ from ledger import (
     TableSummary,
     summary_key,
 )
+from ledger.s3 import delete_prefix
 from ledger.table import DynamoLedger
-from sluice_glue import catalog, transforms
+from sluice_glue import catalog, datasets, transforms
 from sluice_glue.arguments import JobArguments
-from sluice_glue.storage import Storage
+from sluice_glue.datasets import DatasetSettings
+from sluice_glue.runlog import RunLog
+from sluice_glue.storage import DRIVER_THREADS, Storage, concurrently, unreadable_gzip
 
 EMPTY_FILE = "no data rows (empty, header only, or unreadable)"
 
 
-def run(spark: SparkSession, args: JobArguments, storage: Storage) -> RunSummary:
+def _settings_for(args: JobArguments, table: dict) -> DatasetSettings:
+    """The table's settings: its datasets.toml section over the job's arguments (the template's
+    parameters), those naming a column the table lacks left out. A SettingsError (the file is
+    invalid, or the section names a column the table lacks) fails this table alone."""
+    columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+    columns += [k["Name"] for k in table.get("PartitionKeys", [])]
+    settings, _ = datasets.resolve(_datasets_file(args.datasets_uri, args.run_id, args.job_run_id),
+                                   table["Name"], columns, datasets.defaults_from(asdict(args)),
+                                   args.artifacts_bucket)
+    return settings
+
+
+@functools.lru_cache(maxsize=1)
+def _datasets_file(uri: str, run_id: str, job_run_id: str) -> datasets.DatasetFile:
+    """datasets.toml, read once per run (attempt): a run sees one version of it throughout."""
+    return datasets.fetch(boto3.client("s3"), uri)
+
+
+def run(spark: SparkSession, args: JobArguments, storage: Storage, log: RunLog | None = None) -> RunSummary:
+    log = log or RunLog(args.run_id)
     began = time.monotonic()
     s3, glue = boto3.client("s3"), boto3.client("glue")
-    bucket, key = args.manifest_uri.removeprefix("s3://").split("/", 1)
-    manifest = RunManifest.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    with log.phase("manifest"):
+        bucket, key = args.manifest_uri.removeprefix("s3://").split("/", 1)
+        manifest = RunManifest.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        tables = catalog.raw_tables(glue, args.raw_database)
     ledger = DynamoLedger(boto3.resource("dynamodb").Table(args.ledger_table))
-    tables = catalog.raw_tables(glue, args.raw_database)
-    groups: dict[str, list[tuple[int, FileRef]]] = {}
+    groups: dict[str, list[FileRef]] = {}
     uncatalogued: list[FileRef] = []
-    for index, ref in enumerate(manifest.files):
+    for ref in manifest.files:
         table = catalog.table_for(ref, tables)
-        if table is None:
-            uncatalogued.append(ref)
-        else:
-            groups.setdefault(table["Name"], []).append((index, ref))
+        (uncatalogued if table is None else groups.setdefault(table["Name"], [])).append(ref)
+    log.event("run", files=len(manifest.files), bytes=manifest.total_bytes, tables=sorted(groups))
     returned: list[ReturnedFile] = []
     if uncatalogued:  # one such file must not fail the others: it alone goes back, attempts+1
         reason = "no catalog table covers the file (the crawler has not catalogued it, or could not)"
-        ledger.fail_run(args.run_id, args.max_attempts, reason, only={r.file_id for r in uncatalogued})
-        returned = [ReturnedFile(r.uri, reason) for r in uncatalogued]
-    lookup = _lookup(spark, args, storage)
-    written = {name: _process_table(spark, args, storage, glue, next(t for t in tables if t["Name"] == name),
-                                    members, lookup)
-               for name, members in sorted(groups.items())}
+        returned += _give_back(ledger, args, uncatalogued, reason)
+    ingest_time = datetime.fromisoformat(manifest.created_at.replace("Z", "+00:00"))
+    written: dict[str, TableWritten] = {}
+    for name, refs in sorted(groups.items()):
+        table = next(t for t in tables if t["Name"] == name)
+        try:
+            written[name] = _process_table(spark, args, _settings_for(args, table), storage, glue, table,
+                                           refs,
+                                           ingest_time, log)
+        except Exception as error:  # this table's files go back; the run's other tables go on
+            reason = f"table {name} failed: {type(error).__name__}: {error}"[:1000]
+            log.event("table_failed", table=name, files=len(refs), reason=reason)
+            _discard_table(storage, glue, args, name)
+            returned += _give_back(ledger, args, refs, reason)
     summary = RunSummary(
         run_id=args.run_id, job_run_id=args.job_run_id,
         tables={name: w.table for name, w in written.items()},
@@ -72,21 +106,60 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage) -> RunSummary
     # The summary is the run's commit point: once it exists the output is complete, so a run
     # that dies after this line is finished from it (StartJobFunction marks the rest DONE), and
     # one that dies before it has its output discarded and its files released.
-    s3.put_object(Bucket=args.artifacts_bucket, Key=summary_key(args.run_id),
-                  Body=summary.to_json().encode(), ContentType="application/json")
-    for entry in summary.files:
-        if not ledger.mark_done(args.run_id, entry.file_id, entry.counts):
-            raise RuntimeError(f"ledger refused DONE for {entry.file_id}: not claimed by {args.run_id}")
+    with log.phase("commit", files=len(summary.files)):
+        s3.put_object(Bucket=args.artifacts_bucket, Key=summary_key(args.run_id),
+                      Body=summary.to_json().encode(), ContentType="application/json")
+        _mark_done(args, summary.files)
+    log.event("done", totals=summary.to_dict()["totals"], returned=len(returned),
+              driver_ms=round(log.driver_ms), spark_ms=round(log.spark_ms))
     return summary
 
 
-def _lookup(spark: SparkSession, args: JobArguments, storage: Storage) -> DataFrame | None:
-    if not args.lookup_uri:
-        return None
-    path = storage.fetch(args.lookup_uri)
-    if args.lookup_uri.endswith(".parquet"):
-        return spark.read.parquet(path)
-    return spark.read.option("header", True).csv(path)
+def _give_back(ledger: DynamoLedger, args: JobArguments, refs: list[FileRef],
+               reason: str) -> list[ReturnedFile]:
+    ledger.fail_run(args.run_id, args.max_attempts, reason, only={r.file_id for r in refs})
+    return [ReturnedFile(r.uri, reason) for r in refs]
+
+
+def _discard_table(storage: Storage, glue: Any, args: JobArguments, name: str) -> None:
+    """What a failed table may have left: run folders written or published, partitions registered."""
+    storage.discard_run(args.processed_bucket, f"{name}/", args.run_id)
+    delete_prefix(storage.s3, args.processed_bucket, f"_quarantine/{name}/run_id={args.run_id}/")
+    catalog.drop_run_partitions(glue, args.processed_database, name, args.run_id)
+
+
+def _mark_done(args: JobArguments, files: list[FileSummary]) -> None:
+    """One UpdateItem per file through a bounded pool. A boto3 resource is not thread-safe, so
+    each thread borrows a ledger of its own (https://boto3.amazonaws.com/v1/documentation/api/
+    latest/guide/resources.html#multithreading-or-multiprocessing-with-resources)."""
+    ledgers: queue.Queue[DynamoLedger] = queue.Queue()
+    for _ in range(min(DRIVER_THREADS, len(files))):
+        ledgers.put(DynamoLedger(boto3.resource("dynamodb").Table(args.ledger_table)))
+
+    def mark(entry: FileSummary) -> None:
+        ledger = ledgers.get()
+        try:
+            if not ledger.mark_done(args.run_id, entry.file_id, entry.counts):
+                raise RuntimeError(f"ledger refused DONE for {entry.file_id}: not claimed by {args.run_id}")
+        finally:
+            ledgers.put(ledger)
+
+    concurrently(mark, files)
+
+
+def _lookup(spark: SparkSession, settings: DatasetSettings,
+            storage: Storage) -> tuple[DataFrame | None, bool]:
+    """The lookup table, and whether it is small enough to broadcast (its size under Spark's
+    spark.sql.autoBroadcastJoinThreshold; a larger one is joined by a shuffle, not shipped to
+    every task)."""
+    if not settings.lookup_uri:
+        return None, False
+    path = storage.fetch(settings.lookup_uri)
+    frame = (spark.read.parquet(path) if settings.lookup_uri.endswith(".parquet")
+             else spark.read.option("header", True).csv(path))
+    estimate = frame._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()  # a Scala BigInt
+    size = estimate if isinstance(estimate, int) else int(estimate.toString())  # py4j may convert it
+    return frame, 0 <= size <= spark._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold()
 
 
 @dataclass
@@ -100,24 +173,36 @@ class TableOutput:
     good_schema: list[tuple[str, str]]
 
 
+def prepared(raw: DataFrame, columns: list[tuple[str, str]], partition_keys: list[str],
+             settings: DatasetSettings, ingest_time: datetime | None, tasks: int) -> DataFrame:
+    """Typed rows, flagged, distributed by output partition and dedup keys: the one exchange."""
+    within = [*partition_keys, "_bucket"]
+    ts = settings.timestamp_column
+    required = [c for c in (ts, *settings.dedup_keys) if c]
+    rows = transforms.typed(raw, columns, ts, required)
+    rows = transforms.with_time_bucket(rows, F.col(ts) if ts else F.lit(ingest_time), settings.date_parts)
+    rows = transforms.distributed(rows, within, settings.dedup_keys, tasks)
+    return transforms.flag_duplicates(rows, settings.dedup_keys, within=within)
+
+
 def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, str]],
-                partition_keys: list[str], args: JobArguments, uris: dict[int, str],
-                lookup: DataFrame | None, output_root: str, quarantine_root: str) -> TableOutput:
+                partition_keys: list[str],
+                settings: DatasetSettings, run_id: str, uris: dict[int, str], lookup: DataFrame | None,
+                output_root: str, quarantine_root: str, ingest_time: datetime | None = None,
+                unreadable: dict[int, str] | None = None, broadcast: bool = True) -> TableOutput:
     """Type, dedup, enrich and write one table's rows; quarantine the rest. One shuffle.
 
-    The rows are distributed once, by output partition: that one exchange both brings each
-    key's duplicates together (dedup is scoped to the output partition) and gives each output
-    partition one file, so the write needs no repartition of its own. While shuffled, sorted and
-    cached, a row's output partition is its Hive partition values and `_bucket` (a timestamp);
-    the date-part strings are derived after. The typed rows are cached once, because three
-    things read them: the counts, the table, the quarantine (it spills to disk when a run does
-    not fit in memory).
+    The rows are distributed once, by output partition and dedup key over every task (see
+    transforms.distributed), so a run whose rows fall on one day still uses every core, and
+    each output partition gets at most one file per task. The typed rows are cached once,
+    because three things read them: the counts, the table, the quarantine (it spills to disk
+    when a run does not fit in memory). `unreadable`: files left out of `raw`, quarantined
+    whole with their reason.
     """
-    partition_by = [*partition_keys, *args.date_parts, "run_id"]
+    partition_by = [*partition_keys, *settings.date_parts, "run_id"]
     within = [*partition_keys, "_bucket"]
-    rows = transforms.typed(raw, columns, args.timestamp_column, [args.timestamp_column, *args.dedup_keys])
-    rows = transforms.with_time_bucket(rows, args.timestamp_column, args.date_parts)
-    rows = transforms.flag_duplicates(rows.repartition(*within), args.dedup_keys, within=within)
+    tasks = spark.sparkContext.defaultParallelism  # every core; at most this many files per partition
+    rows = prepared(raw, columns, partition_keys, settings, ingest_time, tasks)
     # Uncompressed: the cache is read twice soon after it is built, and compressing its column
     # batches cost more than it saved (bench_glue_job, 1M rows: 6.38 s -> 5.54 s, medians of 5).
     spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
@@ -126,7 +211,7 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
         bad, duplicate = F.col("_bad_reason").isNotNull(), F.col("_duplicate")
         stats = transforms.with_output_partition(rows.groupBy("_file", *within).agg(
             F.count(F.lit(1)).alias("rows_in"), F.count_if(bad).alias("rows_bad"),
-            F.count_if(duplicate).alias("rows_duplicate")), args.run_id, "_bucket", args.date_parts).collect()
+            F.count_if(duplicate).alias("rows_duplicate")), run_id, "_bucket", settings.date_parts).collect()
         counts: dict[int, RowCounts] = {}
         partitions: set[tuple[str, ...]] = set()
         for row in stats:  # one row per (file, output partition)
@@ -135,26 +220,34 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
             counts[row["_file"]] = counts.get(row["_file"], RowCounts(0, 0, 0)) + part
             if part.rows_out:
                 partitions.add(tuple(row[c] for c in partition_by))
-        good = transforms.with_output_partition(rows.filter(~bad & ~duplicate), args.run_id, "_bucket",
-                                                args.date_parts)
-        good = transforms.enriched(good, uris, lookup, args.lookup_key).drop(
+        good = transforms.with_output_partition(rows.filter(~bad & ~duplicate), run_id, "_bucket",
+                                                settings.date_parts)
+        good = transforms.enriched(good, uris, lookup, settings.lookup_key, broadcast).drop(
             "_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
         (good.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-             .option("compression", args.compression).partitionBy(*partition_by)
-             .format(args.output_format).save(output_root))
-        empty = [(uris[i], None, EMPTY_FILE, args.run_id) for i in uris if i not in counts]
-        if empty or any(c.rows_bad for c in counts.values()):  # most runs have nothing to quarantine
-            quarantine = transforms.quarantine_records(rows.filter(bad), args.run_id, uris)
-            if empty:
-                quarantine = quarantine.unionByName(spark.createDataFrame(
-                    empty, "source_file string, record string, reason string, run_id string").withColumn(
-                    "quarantined_at", F.current_timestamp()))
-            quarantine.coalesce(1).write.mode("overwrite").json(quarantine_root)
+             .option("compression", settings.compression).partitionBy(*partition_by)
+             .format(settings.output_format).save(output_root))
+        unread = {i: (unreadable or {}).get(i, EMPTY_FILE) for i in uris if i not in counts}
+        if unread or any(c.rows_bad for c in counts.values()):  # most runs have nothing to quarantine
+            quarantined(spark, rows, run_id, uris, unread).write.mode("overwrite").json(quarantine_root)
     finally:
         rows.unpersist()
-    schema = [(f.name, catalog.SPARK_TO_HIVE.get(type(f.dataType).__name__, "string"))
-              for f in good.schema.fields if f.name not in partition_by]
-    return TableOutput(counts, sorted(partitions), partition_by, schema)
+    return TableOutput(counts, sorted(partitions), partition_by,
+                       catalog.hive_columns(good.schema, partition_by))
+
+
+def quarantined(spark: SparkSession, rows: DataFrame, run_id: str, uris: dict[int, str],
+                files: dict[int, str]) -> DataFrame:
+    """The quarantine as one file: the bad rows, and a record per file that gave no rows
+    (`files`: index -> reason). repartition(1) shuffles only the bad rows, where coalesce(1)
+    would pull the filter over the whole cached run into one task."""
+    quarantine = transforms.quarantine_records(rows.filter(F.col("_bad_reason").isNotNull()), run_id, uris)
+    if files:
+        quarantine = quarantine.unionByName(spark.createDataFrame(
+            [(uris[i], None, reason, run_id) for i, reason in sorted(files.items())],
+            "source_file string, record string, reason string, run_id string").withColumn(
+            "quarantined_at", F.current_timestamp()))
+    return quarantine.repartition(1)
 
 
 @dataclass
@@ -166,36 +259,58 @@ class TableWritten:
     output_partitions: list[str]
 
 
-def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, glue: Any, table: dict,
-                   members: list[tuple[int, FileRef]], lookup: DataFrame | None) -> TableWritten:
+def _process_table(spark: SparkSession, args: JobArguments, settings: DatasetSettings, storage: Storage,
+                   glue: Any, table: dict, refs: list[FileRef], ingest_time: datetime,
+                   log: RunLog) -> TableWritten:
     name = table["Name"]
     columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
     partition_keys = [k["Name"] for k in table.get("PartitionKeys", [])]
-    refs = [ref for _, ref in members]
-    paths = storage.inputs(refs)
     uris = {i: ref.uri for i, ref in enumerate(refs)}
-    read_paths = [storage.read_path(ref, i) for i, ref in enumerate(refs)]
+    with log.phase("stage", table=name, files=len(refs)):
+        paths = storage.inputs(refs)
+    read_paths = {i: storage.read_path(ref) for i, ref in enumerate(refs)}
+    with log.phase("check_gzip", spark=True, table=name):
+        unreadable = unreadable_gzip(spark, read_paths)
+    readable = [i for i in read_paths if i not in unreadable]
     delimiter = table["StorageDescriptor"].get("SerdeInfo", {}).get("Parameters", {}).get("field.delim", ",")
-    headers = {path: transforms.header_names(storage.first_line(ref, i), delimiter)
-               for i, (ref, path) in enumerate(zip(refs, read_paths, strict=True))
-               if table.get("Parameters", {}).get("classification", "csv") == "csv"}
-    raw = transforms.with_file_index(transforms.read_raw(spark, read_paths, table, columns, headers), paths)
+    headers: dict[str, list[str] | None] = {}
+    if table.get("Parameters", {}).get("classification", "csv") == "csv":
+        with log.phase("headers", table=name, files=len(readable)):
+            names = concurrently(
+                lambda i: transforms.header_names(storage.first_line(refs[i]), delimiter), readable)
+            headers = {read_paths[i]: n for i, n in zip(readable, names, strict=True)}
+    if readable:
+        raw = transforms.with_file_index(transforms.read_raw(
+            spark, [read_paths[i] for i in readable], table, columns, headers), paths)
+    else:  # every file unreadable: nothing to read, each quarantined whole
+        raw = spark.createDataFrame([], transforms.raw_schema(columns)).withColumn(
+            "_file", F.lit(None).cast("int"))
     raw = transforms.with_partition_values(raw, partition_keys, {
-        i: dict(catalog.partition_values(ref.key.split("/")[:-1]))
-        for i, ref in enumerate(refs)})
+        i: dict(catalog.partition_values(ref.key.split("/")[:-1])) for i, ref in enumerate(refs)})
+    lookup, broadcast = _lookup(spark, settings, storage)
     quarantine_prefix = f"_quarantine/{name}/run_id={args.run_id}/"
-    out = write_table(spark, raw, columns, partition_keys, args, uris, lookup,
-                      storage.output_root(args.processed_bucket, f"{name}/"),
-                      storage.output_root(args.processed_bucket, quarantine_prefix))
+    with log.phase("write", spark=True, table=name):
+        out = write_table(spark, raw, columns, partition_keys, settings, args.run_id, uris, lookup,
+                          storage.output_root(args.processed_bucket, f"{name}/"),
+                          storage.output_root(args.processed_bucket, quarantine_prefix), ingest_time,
+                          unreadable, broadcast)
     run_dirs = ["/".join(f"{k}={v}" for k, v in zip(out.partition_by, values, strict=True))
                 for values in out.partitions]
-    storage.publish(args.processed_bucket, f"{name}/", run_dirs)
-    storage.publish(args.processed_bucket, quarantine_prefix, [""])
-    new_partitions = catalog.register(
-        glue, args.processed_database, name, f"s3://{args.processed_bucket}/{name}/", out.good_schema,
-        out.partition_by, [list(p) for p in out.partitions], args.output_format)
+    with log.phase("publish", table=name, partitions=len(run_dirs)):
+        storage.publish(args.processed_bucket, f"{name}/", run_dirs)
+        storage.publish(args.processed_bucket, quarantine_prefix, [""])
+    with log.phase("register", table=name, partitions=len(run_dirs)):
+        new_partitions = catalog.register(
+            glue, args.processed_database, name, f"s3://{args.processed_bucket}/{name}/", out.good_schema,
+            out.partition_by, [list(p) for p in out.partitions], settings.output_format, args.run_id)
     files = [FileSummary(ref.uri, ref.file_id, name, out.counts.get(i, RowCounts(0, 0, 0, 0)),
-                         note=None if i in out.counts else EMPTY_FILE) for i, ref in enumerate(refs)]
+                         note=None if i in out.counts else unreadable.get(i, EMPTY_FILE))
+             for i, ref in enumerate(refs)]
+    log.event("table", table=name, files=len(refs), unreadable=len(unreadable), partitions=len(run_dirs),
+              rows_in=sum(c.rows_in for c in out.counts.values()),
+              rows_out=sum(c.rows_out for c in out.counts.values()),
+              rows_bad=sum(c.rows_bad for c in out.counts.values()),
+              rows_duplicate=sum(c.rows_duplicate for c in out.counts.values()))
     return TableWritten(
         TableSummary(files=len(refs), partitions_written=len(run_dirs), partitions_new=new_partitions,
                      quarantine=f"s3://{args.processed_bucket}/{quarantine_prefix}"),

@@ -1,9 +1,11 @@
 """Where the job reads and writes: the one place that differs between AWS Glue and local Spark.
 
-On AWS Glue, Spark reads and writes s3:// directly. Locally there is no S3 connector for Spark
-(it would come from Maven), so the run's raw objects are staged to a temporary folder with boto3
-(which reaches the emulator through AWS_ENDPOINT_URL) and the output is written to a folder and
-uploaded. Either way a staged or direct path maps back to its manifest entry.
+On AWS Glue (`--storage s3`), Spark reads and writes s3:// directly. Locally (`--storage local`)
+there is no S3 connector for Spark (it would come from Maven), so the run's raw objects are
+staged with boto3 (which reaches the emulator through AWS_ENDPOINT_URL) under their real names,
+`<root>/in/<bucket>/<key>`, so Spark reports them (input_file_name) as it reports s3:// keys on
+Glue; the output is written to a folder and uploaded. Either way the decoded path Spark reports
+maps back to its manifest entry.
 """
 
 from __future__ import annotations
@@ -11,13 +13,31 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
+from typing import TypeVar
 
 import boto3
 
 from ledger import FileRef
-from ledger.s3 import delete_prefix
+from ledger.s3 import delete_prefix, discard_run_folders
+
+# Driver calls (header reads, staging, DONE marks) go through this many threads: each is one
+# round trip, and boto3 clients are thread-safe (resources are not: see job.py's ledgers).
+DRIVER_THREADS = 16
+BOM = "\ufeff"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def concurrently(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """fn over items through a bounded pool, results in order; the first error raises."""
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(min(DRIVER_THREADS, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 class Storage:
@@ -29,29 +49,33 @@ class Storage:
         self.s3 = boto3.client("s3")
 
     def inputs(self, refs: list[FileRef]) -> dict[str, int]:
-        """Path variants Spark may report for each file (input_file_name) -> manifest index."""
-        paths: dict[str, int] = {}
-        for index, ref in enumerate(refs):
-            for variant in (ref.uri, f"s3://{ref.bucket}/{quote(ref.key, safe='/')}"):
-                paths[variant] = index
-        return paths
+        """The path Spark reports for each file (input_file_name, URL-decoded) -> manifest index."""
+        return {ref.uri: index for index, ref in enumerate(refs)}
 
-    def read_path(self, ref: FileRef, index: int) -> str:
+    def read_path(self, ref: FileRef) -> str:
         return ref.uri
 
     def output_root(self, bucket: str, prefix: str) -> str:
         return f"s3://{bucket}/{prefix}"
 
-    def first_line(self, ref: FileRef, index: int) -> str:
-        """The file's first line (its CSV header), from its first 64 KiB; "" if unreadable."""
-        head = self.s3.get_object(Bucket=ref.bucket, Key=ref.key, Range="bytes=0-65535")["Body"].read()
-        return _first_line(head, ref.key.endswith(".gz"))
+    def head(self, ref: FileRef) -> bytes:
+        """The file's first 64 KiB."""
+        return self.s3.get_object(Bucket=ref.bucket, Key=ref.key, Range="bytes=0-65535")["Body"].read()
+
+    def first_line(self, ref: FileRef) -> str:
+        """The file's first line (its CSV header), without a UTF-8 BOM; "" if unreadable."""
+        return _first_line(self.head(ref), ref.key.endswith(".gz"))
 
     def publish(self, bucket: str, prefix: str, run_dirs: list[str]) -> None:
         """Spark wrote in place (dynamic partition overwrite replaced this run's partitions)."""
 
     def fetch(self, uri: str) -> str:
         return uri
+
+    def discard_run(self, bucket: str, table_prefix: str, run_id: str) -> int:
+        """Delete every `run_id=<run_id>/` folder under table_prefix (whatever the partition
+        folders above it); returns how many objects went."""
+        return discard_run_folders(self.s3, bucket, table_prefix, run_id)
 
     def close(self) -> None:
         pass
@@ -67,36 +91,26 @@ class LocalStorage(Storage):
         self.root = Path(tempfile.mkdtemp(prefix="sluice-job-"))
 
     def inputs(self, refs: list[FileRef]) -> dict[str, int]:
-        paths: dict[str, int] = {}
-        for index, ref in enumerate(refs):
-            local = self.read_path(ref, index)
-            self._download(ref.bucket, ref.key, local)
-            for variant in (local, f"file://{local}", f"file:{local}"):
-                paths[variant] = index
-        return paths
+        concurrently(lambda ref: self._download(ref.bucket, ref.key, self.read_path(ref)), refs)
+        return {f"file://{self.read_path(ref)}": index for index, ref in enumerate(refs)}
 
-    def read_path(self, ref: FileRef, index: int) -> str:
-        # Staged under an index-based name (keeping the extensions Spark reads compression
-        # from), so odd characters in keys never reach Spark's path handling.
-        name = ref.key.rsplit("/", 1)[-1]
-        suffix = "".join(f".{part}" for part in name.split(".")[1:]) if "." in name else ""
-        (self.root / "in").mkdir(exist_ok=True)
-        return str(self.root / "in" / f"f{index:06d}{suffix}")
+    def read_path(self, ref: FileRef) -> str:
+        return str(self.root / "in" / ref.bucket / ref.key)
 
-    def first_line(self, ref: FileRef, index: int) -> str:
-        with open(self.read_path(ref, index), "rb") as staged:
-            return _first_line(staged.read(65536), ref.key.endswith(".gz"))
+    def head(self, ref: FileRef) -> bytes:
+        with open(self.read_path(ref), "rb") as staged:
+            return staged.read(65536)
 
     def fetch(self, uri: str) -> str:
         bucket, key = uri.removeprefix("s3://").split("/", 1)
-        local = self.root / "ref" / key.rsplit("/", 1)[-1]
-        local.parent.mkdir(parents=True, exist_ok=True)
+        local = self.root / "ref" / bucket / key
         self._download(bucket, key, str(local))
         return str(local)
 
     def _download(self, bucket: str, key: str, local: str) -> None:
         # One GetObject: download_file's transfer manager (HeadObject, a thread pool) costs three
         # times as much per file, and a run stages hundreds of small files.
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
         with open(local, "wb") as staged:
             shutil.copyfileobj(body, staged)
@@ -111,9 +125,10 @@ class LocalStorage(Storage):
         for run_dir in run_dirs:
             # "" is the whole prefix (the run's quarantine folder), not "<prefix>/"
             delete_prefix(self.s3, bucket, f"{prefix}{run_dir}/" if run_dir else prefix)
-        for path in sorted(local_root.rglob("*")):
-            if path.is_file() and not path.name.startswith(("_", ".")):
-                self.s3.upload_file(str(path), bucket, f"{prefix}{path.relative_to(local_root).as_posix()}")
+        files = [p for p in sorted(local_root.rglob("*"))
+                 if p.is_file() and not p.name.startswith(("_", "."))]
+        concurrently(lambda path: self.s3.upload_file(
+            str(path), bucket, f"{prefix}{path.relative_to(local_root).as_posix()}"), files)
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -123,6 +138,63 @@ def _first_line(head: bytes, gz: bool) -> str:
     try:
         if gz:  # a partial gzip stream decompresses as far as it goes
             head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 65536)
-        return head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").removeprefix(BOM)
     except zlib.error:
         return ""
+
+
+def gzip_problem(chunks: Iterable[bytes]) -> str | None:
+    """Why a gzip stream is unreadable (truncated, corrupt), or None if every member ends
+    properly. Streams in bounded memory; concatenated members (RFC 1952) are read in turn.
+
+    >>> import gzip
+    >>> whole = gzip.compress(b"a,b\\n1,2\\n" * 1000)
+    >>> gzip_problem([whole]) is None, gzip_problem([whole[:40]])
+    (True, 'truncated gzip stream (unexpected end of file)')
+    """
+    inflate, seen = zlib.decompressobj(16 + zlib.MAX_WBITS), False
+    try:
+        for chunk in chunks:
+            while chunk:
+                seen = True
+                inflate.decompress(chunk, 1 << 20)
+                if not inflate.eof:
+                    chunk = inflate.unconsumed_tail
+                elif chunk := inflate.unused_data:  # another member follows
+                    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    except zlib.error as error:
+        return f"corrupt gzip stream ({error})"
+    if seen and not inflate.eof:
+        return "truncated gzip stream (unexpected end of file)"
+    return None
+
+
+def _chunks(source: str) -> Iterable[bytes]:
+    """The bytes of a staged path or an s3:// object, 1 MiB at a time (runs on an executor)."""
+    if source.startswith("s3://"):
+        bucket, key = source.removeprefix("s3://").split("/", 1)
+        yield from boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20)
+        return
+    with open(source, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            yield chunk
+
+
+def unreadable_gzip(spark, sources: dict[int, str]) -> dict[int, str]:
+    """Manifest index -> why its gzip stream is unreadable, for the .gz files among `sources`
+    (index -> read path), checked in one Spark job, one task per file. Spark reads a truncated
+    gzip file up to the break without noticing when ignoreCorruptFiles is on (its docs: "the
+    contents that have been read will still be returned", sql-data-sources-generic-options),
+    and fails the whole read when it is off; so such files are found here, before the read."""
+    gz = [(i, path) for i, path in sources.items() if path.endswith(".gz")]
+    if not gz:
+        return {}
+    import sys
+
+    from pyspark import cloudpickle
+
+    # Local Spark's Python workers do not have glue/ on their path (Glue's have --extra-py-files).
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    checked = spark.sparkContext.parallelize(gz, len(gz)).map(
+        lambda item: (item[0], gzip_problem(_chunks(item[1])))).collect()
+    return {index: problem for index, problem in checked if problem}

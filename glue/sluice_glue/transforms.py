@@ -69,16 +69,23 @@ def header_names(first_line: str, delimiter: str) -> list[str] | None:
     >>> header_names('order_id,"amount",event_time', ",")
     ['order_id', 'amount', 'event_time']
     """
+    first_line = first_line.removeprefix("\ufeff")  # a UTF-8 BOM is not part of the first name
     names = [n.strip().strip('"').strip() for n in first_line.rstrip("\r\n").split(delimiter)]
     return names if all(names) and len(set(names)) == len(names) else None
 
 
 def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
-    """`_file`: the manifest index of the file each row came from (null if Spark names the file
-    in a way `paths` lacks). A broadcast join, not a map literal: looking up a map literal
-    compares the key with every entry, and a run can hold hundreds of files."""
+    """`_file`: the manifest index of the file each row came from, by the path Spark reports
+    (input_file_name) decoded: `paths` holds real paths (s3://bucket/key, file:///staged/key).
+
+    Spark 3.5 reports a file as its URI (Hadoop Path.toUri): a space is %20, "%" is %25, while
+    "=", "+" and non-ASCII letters stay as they are. url_decode is a form decoder ("+" would
+    become a space), so "+" is escaped first; what is left is exact percent-decoding. A
+    broadcast join, not a map literal: looking up a map literal compares the key with every
+    entry, and a run can hold hundreds of files."""
     index = df.sparkSession.createDataFrame(list(paths.items()), "_path string, _file int")
-    return df.withColumn("_path", F.input_file_name()).join(F.broadcast(index), "_path", "left").drop("_path")
+    decoded = F.url_decode(F.regexp_replace(F.input_file_name(), r"\+", "%2B"))
+    return df.withColumn("_path", decoded).join(F.broadcast(index), "_path", "left").drop("_path")
 
 
 def with_partition_values(df: DataFrame, keys: list[str], values: dict[int, dict[str, str]]) -> DataFrame:
@@ -95,7 +102,7 @@ def by_file(values: dict[int, str | None]) -> Column:
     return F.try_element_at(F.from_json(F.lit(array), "array<string>"), F.col("_file") + 1)
 
 
-def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str,
+def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str | None,
           required: list[str]) -> DataFrame:
     """Cast to the catalog's types; the first problem of each row becomes its _bad_reason.
 
@@ -150,14 +157,26 @@ def ends_in_utc_time(text: Column) -> Column:
     return text.endswith("Z") & (F.substring(text, -4, 1) == ":") & (F.substring(text, -7, 1) == ":")
 
 
-def with_time_bucket(df: DataFrame, timestamp_column: str, date_parts: list[str]) -> DataFrame:
-    """`_bucket`: the timestamp truncated to the finest date part (the day, at day granularity).
+def with_time_bucket(df: DataFrame, timestamp: Column | None, date_parts: list[str]) -> DataFrame:
+    """`_bucket`: the row's timestamp (`timestamp`, a column or a literal such as the run's
+    ingest time) truncated to the finest date part (the day, at day granularity).
 
     It stands for the output partition while rows are shuffled and sorted: one timestamp instead
     of a string per date part makes the exchange smaller and gives the sort a prefix that tells
     buckets apart (every row's year string is the same)."""
-    bucket = F.date_trunc(date_parts[-1], F.col(timestamp_column)) if date_parts else F.lit(None)
+    bucket = F.date_trunc(date_parts[-1], timestamp) if date_parts and timestamp is not None else F.lit(None)
     return df.withColumn("_bucket", bucket.cast("timestamp"))
+
+
+def distributed(df: DataFrame, within: list[str], dedup_keys: tuple[str, ...], tasks: int) -> DataFrame:
+    """The job's one exchange: rows hashed by output partition (`within`) and dedup keys into
+    `tasks` tasks, so one output day is spread over every task (at most `tasks` files each) and
+    rows with the same key in the same output partition still meet (flag_duplicates needs no
+    exchange of its own). Without dedup keys a salt spreads the rows: a hash of the file and the
+    row's position in its input split, which a retried task computes again the same way (rand()
+    would not)."""
+    spread = [F.col(k) for k in dedup_keys] or [F.xxhash64("_file", F.monotonically_increasing_id())]
+    return df.repartition(tasks, *[F.col(c) for c in within], *spread)
 
 
 def with_output_partition(df: DataFrame, run_id: str, timestamp_column: str,
@@ -182,11 +201,12 @@ def flag_duplicates(df: DataFrame, keys: tuple[str, ...], within: list[str] = ()
 
 
 def enriched(df: DataFrame, source_uris: dict[int, str], lookup: DataFrame | None,
-             lookup_key: str) -> DataFrame:
-    """Ingest time, the source file's URI, and the lookup table's columns (broadcast join)."""
+             lookup_key: str, broadcast: bool = True) -> DataFrame:
+    """Ingest time, the source file's URI, and the lookup table's columns (a broadcast join
+    when `broadcast`, the lookup being small; else Spark chooses)."""
     out = df.withColumns({"ingested_at": F.current_timestamp(), "source_file": by_file(source_uris)})
     if lookup is not None:
-        out = out.join(F.broadcast(lookup), on=lookup_key, how="left")
+        out = out.join(F.broadcast(lookup) if broadcast else lookup, on=lookup_key, how="left")
     return out
 
 

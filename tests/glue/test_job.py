@@ -11,30 +11,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from ledger import FileRef, RunBudget, RunManifest, State, manifest_key, summary_key
-from ledger.table import DynamoLedger
 from sluice.aws import glue_crawler as crawler
+from tests.glue.conftest import ARTIFACTS, PROCESSED, RAW
 
 pytestmark = pytest.mark.spark
 
-RAW, PROCESSED, ARTIFACTS = "raw-bucket-test", "processed-bucket-test", "artifacts-bucket-test"
+
 HEADER = "order_id,customer_id,country,amount,currency,event_time\n"
 
 
 def _csv(rows: int, start: int = 0, day: str = "2026-11-24") -> str:
     return HEADER + "".join(f"o-{i:05d},c-{i % 7},DE,{i}.5,EUR,{day}T{i % 24:02d}:00:00Z\n"
                             for i in range(start, start + rows))
-
-
-@pytest.fixture
-def pipeline(aws, ledger_table):
-    s3, glue = aws.client("s3"), aws.client("glue")
-    for bucket in (RAW, PROCESSED, ARTIFACTS):
-        s3.create_bucket(Bucket=bucket)
-    glue.create_database(DatabaseInput={"Name": "raw_db"})
-    glue.create_database(DatabaseInput={"Name": "processed_db"})
-    glue.create_crawler(Name="raw-crawler", Role="r", DatabaseName="raw_db",
-                        Targets={"S3Targets": [{"Path": f"s3://{RAW}/"}]})
-    return aws, DynamoLedger(aws.resource("dynamodb").Table(ledger_table)), ledger_table
 
 
 def _run(pipeline, spark, objects: dict[str, bytes], run_id: str = "run-1", crawl: bool = True,
@@ -58,7 +46,8 @@ def _run(pipeline, spark, objects: dict[str, bytes], run_id: str = "run-1", craw
 def _argv(table: str, run_id: str, **options: str) -> list[str]:
     argv = ["etl_job.py", "--run_id", run_id, "--manifest_uri", f"s3://{ARTIFACTS}/{manifest_key(run_id)}",
             "--ledger_table", table, "--raw_database", "raw_db", "--processed_database", "processed_db",
-            "--processed_bucket", PROCESSED, "--artifacts_bucket", ARTIFACTS, "--dedup_keys", "order_id"]
+            "--processed_bucket", PROCESSED, "--artifacts_bucket", ARTIFACTS, "--dedup_keys", "order_id",
+            "--storage", "local"]
     for name, value in options.items():
         argv += [f"--{name}", value]
     return argv
