@@ -73,6 +73,7 @@ bench: $(STAMP) ## every benchmark in bench/ (prints ratios; nothing here is a p
 	$(BIN)/python bench/bench_cold_import.py
 	$(BIN)/python bench/bench_glue_job.py
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_iam.py
 
 lock: ## re-resolve requirements-dev.txt and rewrite requirements-lock.txt
 	rm -rf /tmp/sluice-lock && $(PYTHON) -m venv /tmp/sluice-lock

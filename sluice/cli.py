@@ -6,7 +6,11 @@
     sluice demo [--fault NAME[=N]]...           up + ingest samples/ + wait for the email + show the
                                                 output (make run)
     sluice ingest FILE... [--key KEY]   upload to the raw bucket of the running pipeline
-    sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths
+    sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths, stuck runs
+                                and files, denied deliveries (--json adds the IAM audit)
+    sluice iam                  per principal: the calls made (action, resource) and the grants
+                                never used; every denied call or delivery
+    sluice datasets             each table: its effective settings, files, rows and output
     sluice outbox               the notification emails written so far
     sluice redrive              move messages from the ingest DLQ back to the ingest queue, and
                                 FAILED files back to PENDING
@@ -29,6 +33,7 @@ import boto3
 from rich.console import Console
 
 from sluice.aws.emulator import FAKE_CREDENTIALS, REGION
+from sluice.aws.iam import denial_report
 from sluice.aws.sns import read_outbox
 from sluice.faults import FAULTS, Faults
 from sluice.runtime import STATE_DIR, Runtime, collect_status, redrive
@@ -36,7 +41,7 @@ from sluice.stack.template import ROOT
 from sluice.timeline import unwrapped_console
 
 SAMPLES = ROOT / "samples"
-SAMPLE_DATASETS = ("orders", "orders_api")
+SAMPLE_DATASETS = ("orders", "orders_api", "sensors", "clicks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--key", help="object key (one file) or key prefix ending in / (several)")
     status = commands.add_parser("status", help="ledger, job runs, queues")
     status.add_argument("--json", action="store_true")
+    commands.add_parser("iam", help="calls made and grants never used, per principal")
+    commands.add_parser("datasets", help="each table's effective settings, files, rows and output")
     commands.add_parser("outbox", help="notification emails")
     commands.add_parser("redrive", help="ingest DLQ -> ingest queue; FAILED files -> PENDING",
                         description="Move the messages of the ingest DLQ back to the ingest queue, and "
@@ -66,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop `sluice up`")
     args = parser.parse_args(argv)
     return {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
-            "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down}[args.command](args)
+            "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down, "iam": cmd_iam,
+            "datasets": cmd_datasets}[args.command](args)
 
 
 # --- the runtime in this process ---------------------------------------------------------------
@@ -103,13 +111,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
             status = runtime.wait_until_settled(files=len(files), timeout=args.timeout)
         except TimeoutError as error:
             print(f"\nFAILED: {error}", file=sys.stderr)
+            _denials(runtime.status())  # a denial is the likeliest reason it never settled
             return 1
         _print_outcome(runtime, status)
         ledger = status["ledger"]
+        if _denials(status):
+            return 1
         if ledger["FAILED"] or ledger["DONE"] + ledger["SKIPPED"] < len(files):
             print(f"\nFAILED: not every file was processed: {ledger}", file=sys.stderr)
             return 1
     return 0
+
+
+def _denials(status: dict[str, Any]) -> bool:
+    """Print every denied call or delivery (AWS would have refused it): `make run` fails on any."""
+    denied, failed = status["iam"].get("denied", []), status["failed_invocations"]
+    if denied:
+        print(f"\nFAILED: AWS would deny {len(denied)} call(s) or delivery(ies):\n"
+              f"{denial_report(denied)}", file=sys.stderr)
+    for rule, count in failed.items():
+        print(f"FAILED: rule {rule}: {count} failed invocation(s) (FailedInvocations)", file=sys.stderr)
+    return bool(denied or failed)
 
 
 def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> None:
@@ -183,7 +205,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = _running()
     client, resource = _clients(state)
     status = collect_status(client, resource, state["outputs"], state["endpoint"], Path(state["outbox"]),
-                            state.get("stuck_after_s", 900))
+                            state.get("stuck_after_s", 900), _audit())
     if args.json:
         print(json.dumps(status))
         return 0
@@ -196,8 +218,47 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"FAILED     {item['key']}: {item['reason']}")
     for item in status["stuck_pending"]:
         print(f"STUCK      {item['key']}: PENDING since {item['since']}")
+    for run in status["stuck_runs"]:
+        print(f"STUCK      job run {run['id']}: {run['state']} since {run['since']} (past the job's Timeout)")
+    for item in status["stuck_claimed"]:
+        print(f"STUCK      {item['key']}: CLAIMED by {item['run_id']} since {item['since']} "
+              f"(longer than the job's Timeout)")
+    for rule, count in status["failed_invocations"].items():
+        print(f"DENIED     rule {rule}: {count} failed invocation(s)")
+    if status["iam"].get("denied"):
+        print(denial_report(status["iam"]["denied"]))
     if status["failed_files"] or status["stuck_pending"] or status["queues"]["ingest_dlq"]:
         print("recover with: sluice redrive")
+    return 0
+
+
+def _audit() -> dict[str, Any]:
+    """The running pipeline's IAM audit, as it last wrote it."""
+    path = STATE_DIR / "iam.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def cmd_iam(args: argparse.Namespace) -> int:
+    _running()
+    audit = _audit()
+    unused = audit.get("unused_grants", {})
+    for principal in sorted({*audit.get("calls", {}), *unused}):
+        print(f"{principal}")
+        for call in audit.get("calls", {}).get(principal, []):
+            mark = "" if call["allowed"] else "  DENIED"
+            print(f"  {call['action']:<28} {call['resource']}  ({call['count']}x){mark}")
+        for grant in unused.get(principal, []):
+            print(f"  unused: {grant['statement']}: {grant['action']} on {grant['resource']}")
+    if audit.get("denied"):
+        print(denial_report(audit["denied"]))
+    return 1 if audit.get("denied") else 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from sluice.datasets_report import dataset_reports, render
+
+    state = _running()
+    print(render(dataset_reports(*_clients(state), state["outputs"])))
     return 0
 
 

@@ -1,5 +1,7 @@
 """The local runtime: the emulator, template.yaml deployed into it, and the behaviours AWS has
-that the emulator lacks, each running in its own threads.
+that the emulator lacks, each running in its own threads. IAM is enforced (sluice.aws.iam_hook):
+each handler, the crawler and the job act as their roles from the template, every service's
+delivery is checked against the resource's policy, and `audit` holds every decision.
 
     >>> with Runtime() as runtime:                       # doctest: +SKIP
     ...     runtime.ingest(Path("samples/orders/orders-2026-11-23.csv"), "orders/2026-11-23.csv")
@@ -20,13 +22,15 @@ from typing import Any
 from ledger import ACTIVE_JOB_RUN_STATES, State
 from ledger.table import DynamoLedger
 from sluice import persistence
-from sluice.aws.awslambda import load_handler, load_module
-from sluice.aws.emulator import Emulator
-from sluice.aws.events import RuleTargetDelivery, rate_seconds
+from sluice.aws.awslambda import as_role, load_handler, load_module
+from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.aws.events import RuleTargetDelivery, failed_invocations, rate_seconds
 from sluice.aws.glue_crawler import CrawlerRunner
 from sluice.aws.glue_jobs import GlueJobRunner, hold_job_runs_in_starting
+from sluice.aws.iam import Audit
+from sluice.aws.iam_hook import Enforcer
 from sluice.aws.sns import EmailOutbox
-from sluice.aws.sqs import SqsEventSource
+from sluice.aws.sqs import SqsEventSource, refused_notification_destinations
 from sluice.faults import Faults
 from sluice.stack.deploy import Stack, deploy, local_parameters
 from sluice.stack.template import ROOT, SamApp
@@ -56,6 +60,7 @@ class Runtime:
         self.crawlers: list[CrawlerRunner] = []
         self.outboxes: list[EmailOutbox] = []
         self.sources: list[SqsEventSource] = []
+        self.audit = Audit()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -73,32 +78,46 @@ class Runtime:
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("SLUICE_FUNCTION_LOG_LEVEL", "WARNING")
         self._seed_reference_data()
         self.faults.install()
-        handlers = {lid: load_handler(fn.code_dir, fn.handler, cold=True)
+        # Installed before any handler makes a client (clients copy the session's hooks).
+        self.audit = Audit(stack.principals)
+        Enforcer(self.audit, stack.resource_policies).install()
+        buckets = [stack.outputs[name] for name in persistence.BUCKET_OUTPUTS]
+        if refused := refused_notification_destinations(self.aws.client("s3"), buckets):
+            raise ValueError("S3 refuses the notification configuration (Unable to validate the "
+                             "following destination configurations): " + "; ".join(refused))
+        handlers = {lid: as_role(load_handler(fn.code_dir, fn.handler, cold=True), stack.principals.get(lid))
                     for lid, fn in stack.functions.items()}
         for mapping in stack.mappings:
             fn = stack.functions[mapping.function]
             self.sources.append(SqsEventSource(self.aws, mapping, fn.name, handlers[fn.logical_id],
-                                               self.timeline, self.faults))
+                                               self.timeline, self.faults,
+                                               stack.principals.get(fn.logical_id)))
         behaviours: list[Any] = [*self.sources]
         for target in stack.rule_targets:
             fn = stack.functions.get(target.target)
             behaviours.append(RuleTargetDelivery(self.aws, target, self.timeline, handlers.get(target.target),
-                                                 fn.name if fn else "", self.schedule_every))
+                                                 fn.name if fn else "", self.schedule_every,
+                                                 _topic_key(stack, target.target)))
         for props in _of_type(self.app, stack, "AWS::Glue::Crawler"):
-            self.crawlers.append(CrawlerRunner(self.aws, props["Name"], self.timeline))
+            self.crawlers.append(CrawlerRunner(self.aws, props["Name"], self.timeline,
+                                               stack.principals.get(props["_logical_id"])))
         for props in _of_type(self.app, stack, "AWS::Glue::Job"):
-            self.jobs.append(GlueJobRunner(self.aws, props["Name"], self.timeline))
+            self.jobs.append(GlueJobRunner(self.aws, props["Name"], self.timeline,
+                                           stack.principals.get(props["_logical_id"])))
         for props in _of_type(self.app, stack, "AWS::SNS::Topic"):
             topic_arn = stack.names[props["_logical_id"]]
             self.outboxes.append(EmailOutbox(self.aws, topic_arn, self.outbox_dir, self.timeline))
         behaviours += [*self.crawlers, *self.jobs, *self.outboxes]
         for behaviour in behaviours:
             self.threads += behaviour.threads(self.stop_event)
+        self.threads.append(threading.Thread(target=self._write_audit, args=(self.stop_event,),
+                                             daemon=True, name="iam-audit"))
         if self.persist and (self.snapshot_dir / "ledger.json").exists():  # every queue exists by now
             restored = persistence.restore(self.aws, stack.outputs, self.snapshot_dir)
             settled = persistence.settle_interrupted_runs(self.aws, stack.outputs, self._discard_run)
             self.timeline.emit("runtime", f"restored {restored} from {self.snapshot_dir}; "
                                           f"interrupted runs: {settled}")
+        self._publish_glue_code()  # after a restore: the code of this checkout is what runs
         for thread in self.threads:
             thread.start()
         self._write_state_file()
@@ -116,6 +135,8 @@ class Runtime:
         for job in self.jobs:
             if job.spark is not None:
                 job.spark.stop()
+        self._audit_file().write_text(json.dumps(self.audit.to_dict(), indent=1))
+        Enforcer.uninstall()
         self.aws.stop()
         (self.state_dir / "runtime.json").unlink(missing_ok=True)
 
@@ -131,6 +152,32 @@ class Runtime:
             self.aws.client("glue"), self.aws.client("s3"), self.stack.outputs["ProcessedDatabaseName"],
             self.stack.outputs["ProcessedBucketName"])
         return outputs.discard(run_id)
+
+    def _publish_glue_code(self) -> None:
+        """What `make deploy` publishes for the job (tools/publish_glue.py): the entry script and
+        the modules zip, in the artifacts bucket the job's role reads them from."""
+        tool = load_module(ROOT / "tools" / "publish_glue.py")
+        s3, bucket = self.aws.client("s3"), self.stack.outputs["ArtifactsBucketName"]
+        if hasattr(tool, "publish_code"):
+            tool.publish_code(s3, bucket)
+            return
+        archive = tool.package(self.state_dir / "glue" / "sluice_glue.zip")
+        s3.upload_file(str(tool.SCRIPT), bucket, tool.SCRIPT_KEY)
+        s3.upload_file(str(archive), bucket, tool.CODE_KEY)
+
+    def _audit_file(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return self.state_dir / "iam.json"
+
+    def _write_audit(self, stop: threading.Event) -> None:
+        """For `sluice iam` and `sluice status` in another process: rewritten when it changes."""
+        written = -1
+        while not stop.wait(1.0):
+            if self.audit.version != written:
+                written = self.audit.version
+                path = self._audit_file()
+                path.with_suffix(".tmp").write_text(json.dumps(self.audit.to_dict(), indent=1))
+                path.with_suffix(".tmp").replace(path)
 
     def _seed_reference_data(self) -> None:
         """The lookup table the [local] parameters name lives in the artifacts bucket."""
@@ -158,7 +205,7 @@ class Runtime:
 
     def status(self) -> dict[str, Any]:
         return collect_status(self.aws.client, self.aws.resource, self.stack.outputs, self.aws.endpoint,
-                              self.outbox_dir, self.stuck_after_s)
+                              self.outbox_dir, self.stuck_after_s, self.audit.to_dict())
 
     def wait_until_settled(self, files: int, timeout: float = 300) -> dict[str, Any]:
         """Until `files` ledger items exist, none is PENDING or CLAIMED, no job run is waiting or
@@ -176,15 +223,25 @@ class Runtime:
         raise TimeoutError(f"pipeline did not settle within {timeout:.0f} s: {self.status()}")
 
 
+def _topic_key(stack: Stack, topic_arn: str) -> str | None:
+    """The KMS key ARN an SNS topic of the stack is encrypted with (None: not encrypted)."""
+    topic = next((p for lid, p in stack.resources.items() if stack.names.get(lid) == topic_arn), {})
+    key = topic.get("KmsMasterKeyId")
+    if not key or key.startswith("arn:"):
+        return key
+    return next((stack.arns[lid] for lid, name in stack.names.items() if name == key),
+                f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{key}")
+
+
 def _of_type(app: SamApp, stack: Stack, resource_type: str) -> list[dict]:
     return [{**stack.resources[lid], "_logical_id": lid} for lid, r in app.resources.items()
             if r["Type"] == resource_type and lid in stack.resources]
 
 
 def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint: str,
-                   outbox: Path, stuck_after_s: int) -> dict[str, Any]:
+                   outbox: Path, stuck_after_s: int, iam: dict[str, Any] | None = None) -> dict[str, Any]:
     """One JSON-able picture of the pipeline, read from the emulator through its API only (so it
-    works from another process too)."""
+    works from another process too); `iam` is the runtime's audit (Audit.to_dict())."""
     sqs = client("sqs")
 
     def depth(url: str) -> int:
@@ -193,8 +250,14 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
         return sum(int(v) for v in attributes.values())
 
     ledger = DynamoLedger(resource("dynamodb").Table(outputs["LedgerTableName"]))
-    pages = client("glue").get_paginator("get_job_runs").paginate(JobName=outputs["EtlJobName"])
-    states = [r["JobRunState"] for page in pages for r in page["JobRuns"]]
+    glue = client("glue")
+    pages = glue.get_paginator("get_job_runs").paginate(JobName=outputs["EtlJobName"])
+    runs = [r for page in pages for r in page["JobRuns"]]
+    states = [r["JobRunState"] for r in runs]
+    # A run past the job's Timeout should have been settled TIMEOUT; a file CLAIMED that long
+    # belongs to a run that no longer holds it.
+    job = glue.get_job(JobName=outputs["EtlJobName"])["Job"]
+    overdue = datetime.now(UTC) - timedelta(minutes=int(job.get("Timeout") or 2880))
     failed = [{"key": i["key"], "reason": i.get("reason", "")} for i in ledger.by_state(State.FAILED)]
     old = datetime.now(UTC) - timedelta(seconds=stuck_after_s)
     stuck = [{"key": i["key"], "since": i["updated_at"]} for i in ledger.by_state(State.PENDING, old)]
@@ -206,6 +269,13 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
         "ledger": ledger.count_by_state(),
         "failed_files": failed,
         "stuck_pending": stuck,  # older than sweep age + sweep interval: the sweeper is not keeping up
+        "stuck_runs": [{"id": r["Id"], "state": r["JobRunState"], "since": str(r["StartedOn"])}
+                       for r in runs if r["JobRunState"] in ACTIVE_JOB_RUN_STATES
+                       and _aware(r["StartedOn"]) < overdue],
+        "stuck_claimed": [{"key": i["key"], "run_id": i.get("run_id", ""), "since": i["updated_at"]}
+                          for i in ledger.by_state(State.CLAIMED, overdue)],
+        "failed_invocations": failed_invocations(client("cloudwatch")),  # per rule: denied deliveries
+        "iam": iam or {},
         "job_runs": {"total": len(states), "active": sum(s in ACTIVE_JOB_RUN_STATES for s in states),
                      "finished": sum(s not in ACTIVE_JOB_RUN_STATES for s in states),
                      "by_state": {s: states.count(s) for s in sorted(set(states))}},
@@ -213,6 +283,10 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
         "emails": len(list(outbox.glob("*.eml"))) if outbox.exists() else 0,
         "outbox": str(outbox),
     }
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def redrive(client: Any, resource: Any, outputs: dict[str, str]) -> dict[str, int]:

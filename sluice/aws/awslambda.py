@@ -8,8 +8,8 @@ names across functions.
     >>> handler = load_handler(ROOT / "functions/start_crawler", "app.lambda_handler")  # doctest: +SKIP
     >>> handler(event, FakeContext("sluice-dev-start-crawler"))                      # doctest: +SKIP
 
-A handler runs as its function's execution role when wrapped by `as_role` (sluice.aws.iam then
-authorises each AWS call it makes, as Lambda's credentials would be).
+A handler runs as its function's execution role when wrapped by `as_role` (sluice.aws.iam_hook
+then authorises each AWS call it makes, as Lambda's credentials would be).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sluice.aws.iam import Principal, acting_as
+from sluice.aws.iam import Principal
+from sluice.aws.iam_hook import acting_as
 from sluice.stack.template import ROOT
 
 LAYER_DIRS = [ROOT / "functions" / "ledger_layer"]

@@ -6,6 +6,14 @@ internal queue, and this module drains those queues: a Lambda target is invoked 
 (retried twice, as Lambda retries async events, then reported), an SNS target gets the
 transformed message published. Schedule rules (`rate(...)`) are ticked here too.
 
+Each delivery is first authorised as AWS authorises it: events.amazonaws.com needs the function's
+lambda:InvokeFunction permission, the topic policy's sns:Publish (with aws:SourceArn = the rule)
+and, for an encrypted topic, kms:GenerateDataKey and kms:Decrypt in the key policy - where
+aws:SourceArn and aws:SourceAccount are not in the request ("not supported for EventBridge to
+encrypted topics", SNS developer guide, "Key management"). A denied delivery is not retried (a 4xx
+is permanent) and is counted as AWS counts it: the rule's FailedInvocations metric in AWS/Events
+("Monitoring Amazon EventBridge", EventBridge user guide).
+
     >>> put_event(aws, "aws.glue", "Glue Job State Change", {"state": "FAILED"})  # doctest: +SKIP
 """
 
@@ -17,11 +25,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from sluice.aws import iam_hook
 from sluice.aws.awslambda import FakeContext
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.stack.deploy import RuleTarget
@@ -36,6 +45,27 @@ def put_event(aws: Emulator, source: str, detail_type: str, detail: dict) -> Non
         {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "Resources": []}])
 
 
+def record_failed_invocation(aws: Emulator, rule: str) -> None:
+    """What EventBridge records for a delivery that failed permanently."""
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/Events", MetricData=[{
+        "MetricName": "FailedInvocations", "Dimensions": [{"Name": "RuleName", "Value": rule}],
+        "Value": 1, "Unit": "Count"}])
+
+
+def failed_invocations(cloudwatch: Any) -> dict[str, int]:
+    """FailedInvocations per rule, summed over the last 14 days (CloudWatch's own window)."""
+    now = datetime.now(UTC)
+    counts: dict[str, int] = {}
+    for metric in cloudwatch.list_metrics(Namespace="AWS/Events", MetricName="FailedInvocations")["Metrics"]:
+        rule = next(d["Value"] for d in metric["Dimensions"] if d["Name"] == "RuleName")
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Events", MetricName="FailedInvocations", Dimensions=metric["Dimensions"],
+            StartTime=now - timedelta(days=14), EndTime=now + timedelta(minutes=1), Period=86400 * 15,
+            Statistics=["Sum"])["Datapoints"]
+        counts[rule] = int(sum(p["Sum"] for p in points))
+    return counts
+
+
 def rate_seconds(expression: str) -> float:
     """rate(1 minute), rate(10 minutes), rate(2 hours) -> seconds. cron() is not ticked locally."""
     match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
@@ -48,8 +78,10 @@ def rate_seconds(expression: str) -> float:
 class RuleTargetDelivery:
     def __init__(self, aws: Emulator, target: RuleTarget, timeline: Timeline,
                  handler: Callable[[dict, Any], Any] | None = None, function_name: str = "",
-                 schedule_every: float | None = None) -> None:
+                 schedule_every: float | None = None, topic_key: str | None = None) -> None:
         self.aws = aws
+        self.topic_key = topic_key  # the KMS key ARN of an encrypted SNS target
+        self.rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{target.rule}"
         self.schedule_every = schedule_every  # tests compress a rate(1 minute) schedule
         self.sqs = aws.client("sqs")
         self.target = target
@@ -83,6 +115,12 @@ class RuleTargetDelivery:
     def _deliver(self, message: dict) -> bool:
         """True when the message is finished with (delivered, or out of attempts)."""
         payload = json.loads(message["Body"])
+        denied = self._denied()
+        if denied:
+            record_failed_invocation(self.aws, self.target.rule)
+            self.timeline.emit("error", f"{self.target.rule}: delivery to {self.target.target} denied "
+                                        f"({denied}); FailedInvocations +1")
+            return True
         if self.target.kind == "sns":
             text = payload if isinstance(payload, str) else json.dumps(payload)
             self.aws.client("sns").publish(TopicArn=self.target.target, Message=text,
@@ -100,6 +138,25 @@ class RuleTargetDelivery:
         self.timeline.emit("lambda", f"{self.function_name} <- {payload.get('detail-type')}: "
                                      f"{describe_result(result)} [{took:.0f} ms]")
         return True
+
+    def _denied(self) -> str | None:
+        """The first action the target's policies refuse events.amazonaws.com, if any."""
+        enforcer = iam_hook.active()
+        if enforcer is None:
+            return None
+        source = {"aws:SourceArn": self.rule_arn, "aws:SourceAccount": ACCOUNT_ID}
+        if self.target.kind == "lambda":
+            wanted = [("lambda:InvokeFunction",
+                       f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}", source)]
+        else:
+            wanted = [("sns:Publish", self.target.target, source)]
+            if self.topic_key:  # SNS asks KMS on EventBridge's behalf, without the source keys
+                wanted += [("kms:GenerateDataKey", self.topic_key, {}), ("kms:Decrypt", self.topic_key, {})]
+        for action, resource, keys in wanted:
+            if not enforcer.delivery("events.amazonaws.com", f"delivery.{self.target.rule}", action,
+                                     resource, keys).allowed:
+                return f"{action} on {resource}"
+        return None
 
     def _tick(self, stop: threading.Event) -> None:
         interval = self.schedule_every or rate_seconds(self.target.schedule or "")

@@ -27,6 +27,8 @@ from moto.glue.models import glue_backends
 
 from sluice.aws import glue_schema
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.aws.iam import Principal
+from sluice.aws.iam_hook import client_as
 from sluice.timeline import Timeline
 from sluice_glue import catalog
 
@@ -50,10 +52,13 @@ def table_name(folder: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", folder.lower())
 
 
-def crawl(aws: Any, crawler_name: str) -> CrawlReport:
-    glue, s3 = aws.client("glue"), aws.client("s3")
+def crawl(aws: Any, crawler_name: str, glue: Any = None, s3: Any = None) -> CrawlReport:
+    """One crawl. `glue` and `s3` are the clients its reads and catalog writes go through: the
+    crawler's role's on AWS (CrawlerRunner passes clients acting as it); the crawler's own
+    definition is Glue's to read."""
     report = CrawlReport()
-    crawler = glue.get_crawler(Name=crawler_name)["Crawler"]
+    crawler = aws.client("glue").get_crawler(Name=crawler_name)["Crawler"]
+    glue, s3 = glue or aws.client("glue"), s3 or aws.client("s3")
     database = crawler["DatabaseName"]
     update_schema = crawler.get("SchemaChangePolicy", {}).get("UpdateBehavior") != "LOG"
     tables: dict[str, dict[str, Any]] = {}
@@ -187,10 +192,12 @@ crawler, and when a start leaves it RUNNING, announces "Started", crawls for rea
 (sluice.aws.glue_crawler), puts the crawler back to READY and announces "Succeeded" or "Failed" with the
 detail fields AWS sends, on the default event bus, where the template's rules pick them up."""
 
-    def __init__(self, aws: Emulator, name: str, timeline: Timeline) -> None:
+    def __init__(self, aws: Emulator, name: str, timeline: Timeline, role: Principal | None = None) -> None:
         self.aws = aws
-        self.glue = aws.client("glue")
         self.events = aws.client("events")
+        # The crawl's S3 reads and catalog writes are the crawler's role's (None: unchecked).
+        self.as_role = (client_as(role, "glue", aws.endpoint), client_as(role, "s3", aws.endpoint)) \
+            if role else (None, None)
         self.name = name
         self.timeline = timeline
         self.crawls = 0
@@ -211,7 +218,7 @@ detail fields AWS sends, on the default event bus, where the template's rules pi
         self._put(started_event(self.name))
         self.timeline.emit("crawler", f"{self.name} Started (crawl #{self.crawls})")
         try:
-            report = crawl(self.aws, self.name)
+            report = crawl(self.aws, self.name, *self.as_role)
         except Exception as error:  # a failed crawl is announced, never raised into the loop
             finish(self.name, succeeded=False)
             self._put(failed_event(self.name, str(error)))

@@ -5,16 +5,22 @@ held in STARTING (moto's manual state progression), picked up in order, moved to
 in-process with one SparkSession kept warm between runs, and finished as SUCCEEDED or FAILED,
 each end announced as AWS Glue does: a "Glue Job State Change" event. Because runs stay STARTING
 or RUNNING while they wait, moto enforces the job's MaxConcurrentRuns as Glue does.
+
+As on Glue, a run executes as the job's role (sluice.aws.iam_hook) and loads its code from S3
+with that role: the job's ScriptLocation and its --extra-py-files zip. A run still STARTING or
+RUNNING past the job's Timeout is settled TIMEOUT by a watchdog, whatever the runner is doing.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import ast
+import hashlib
 import os
 import sys
 import tempfile
 import threading
 import time
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -25,11 +31,15 @@ from moto.moto_api import state_manager
 
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.aws.events import put_event
+from sluice.aws.iam import Principal
+from sluice.aws.iam_hook import acting_as, client_as
 from sluice.faults import JOB_THREAD, InjectedTimeout
-from sluice.stack.template import ROOT
 from sluice.timeline import Timeline
 
-SCRIPT = ROOT / "glue" / "etl_job.py"
+ACTIVE = ("STARTING", "RUNNING")
+# What Glue 5.0 provides itself; any other module the entry script imports must come from
+# --extra-py-files ("Using Python libraries with AWS Glue", Glue developer guide).
+GLUE_PROVIDED = {"pyspark", "awsglue", "py4j", "boto3", "botocore", "pyarrow", "pandas", "numpy"}
 
 
 def hold_job_runs_in_starting() -> None:
@@ -86,46 +96,89 @@ def spark_session(app_name: str = "sluice-local") -> Any:
 
 
 class GlueJobRunner:
-    def __init__(self, aws: Emulator, job_name: str, timeline: Timeline) -> None:
+    def __init__(self, aws: Emulator, job_name: str, timeline: Timeline, role: Principal | None = None
+                 ) -> None:
         self.aws = aws
-        self.glue = aws.client("glue")
+        self.glue = aws.client("glue")  # Glue itself: the job definition and its runs' states
         self.job_name = job_name
         self.timeline = timeline
+        self.role = role
         self.spark: Any = None
         self.ready = threading.Event()
+        self.paused = threading.Event()  # tests: runs wait in STARTING, as when no worker is free
         self.finished: dict[str, str] = {}  # job run id -> final state
         self.fail_next: Exception | None = None  # fault injection: the next run raises this
-        self._script: ModuleType | None = None
+        self._lock = threading.Lock()  # a run ends once: by the runner or by the timeout watchdog
+        self._code_dir = Path(tempfile.mkdtemp(prefix="sluice-glue-code-"))
+        self._script: tuple[str, ModuleType] | None = None  # (digest of its source, module)
+        self._s3: Any = None
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
-        return [threading.Thread(target=self._loop, args=(stop,), daemon=True, name=JOB_THREAD)]
+        return [threading.Thread(target=self._loop, args=(stop,), daemon=True, name=JOB_THREAD),
+                threading.Thread(target=self._watch_timeouts, args=(stop,), daemon=True,
+                                 name=f"{JOB_THREAD}-timeout")]
 
     def _loop(self, stop: threading.Event) -> None:
         started = time.monotonic()
         self.spark = spark_session()
-        self._script = self._load_script()
+        self._s3 = client_as(self.role, "s3", self.aws.endpoint)
         self.ready.set()
         self.timeline.emit("job", f"Spark session warm [{time.monotonic() - started:.1f} s]")
         while not stop.is_set():
-            waiting = [run for run in _moto_job_runs(self.job_name) if run.status == "STARTING"]
+            waiting = [] if self.paused.is_set() else [
+                run for run in _moto_job_runs(self.job_name) if run.status == "STARTING"]
             if not waiting:
                 time.sleep(0.05)
                 continue
-            self.run(waiting[0])
+            try:
+                with acting_as(self.role):
+                    self.run(waiting[0])
+            except Exception as error:  # the runner serves later runs whatever one run did
+                self.timeline.emit("error", f"{self.job_name}: runner error {error!r}; next run")
+                with self._lock:
+                    if waiting[0].status in ACTIVE:
+                        self._end(waiting[0], "FAILED", f"{type(error).__name__}: {error}")
+
+    # --- the job's code, from S3 as the job's role -------------------------------------------
 
     def _load_script(self) -> ModuleType:
-        spec = importlib.util.spec_from_file_location("sluice_glue_entry", SCRIPT)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
+        """The job's ScriptLocation and --extra-py-files, read from S3 with the job's role as Glue
+        reads them (a role that cannot read them fails the run with AccessDenied)."""
+        job = self.glue.get_job(JobName=self.job_name)["Job"]
+        extra = [u for u in job.get("DefaultArguments", {}).get("--extra-py-files", "").split(",") if u]
+        archives = [self._download(uri) for uri in extra]
+        for path in archives:
+            if str(path) not in sys.path:
+                sys.path.append(str(path))  # as Glue puts them on the driver's PYTHONPATH
+        location = job["Command"]["ScriptLocation"]
+        source = self._download(location).read_bytes()
+        digest = hashlib.sha256(source).hexdigest()
+        if self._script and self._script[0] == digest:
+            return self._script[1]
+        _require_packaged(source, location, archives)
+        module = ModuleType("sluice_glue_entry")
+        module.__file__ = location
         sys.modules["sluice_glue_entry"] = module
-        spec.loader.exec_module(module)
+        exec(compile(source, location, "exec"), module.__dict__)  # the job's own script, as Glue runs it
+        self._script = (digest, module)
         return module
+
+    def _download(self, uri: str) -> Path:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        target = self._code_dir / bucket / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return target
+
+    # --- one run -----------------------------------------------------------------------------
 
     def run(self, run: Any) -> str:
         run.status = "RUNNING"
         run.started_on = datetime.now(UTC)
         arguments = dict(run.arguments or {})
-        argv = [str(SCRIPT), "--JOB_NAME", self.job_name, "--JOB_RUN_ID", run.job_run_id]
+        # Local Spark has no GlueContext and no s3:// file system: the job stages its S3 I/O.
+        arguments.setdefault("--storage", "local")
+        argv = ["etl_job.py", "--JOB_NAME", self.job_name, "--JOB_RUN_ID", run.job_run_id]
         for key, value in arguments.items():
             argv += [key, str(value)]
         self.timeline.emit("job", f"{self.job_name} run {run.job_run_id[:12]}… RUNNING "
@@ -135,24 +188,88 @@ class GlueJobRunner:
             if self.fail_next is not None:
                 error, self.fail_next = self.fail_next, None
                 raise error
-            summary = self._script.main(argv, spark=self.spark)
+            summary = self._load_script().main(argv, spark=self.spark)
             state, message = "SUCCEEDED", "Job run succeeded"
             detail = ", ".join(f"{k}={v}" for k, v in summary.to_dict()["totals"].items())
         except InjectedTimeout as error:
             state, message, detail = "TIMEOUT", str(error), ""
         except Exception as error:  # the run fails; the pipeline releases its files
             state, message, detail = "FAILED", f"{type(error).__name__}: {error}"[:900], ""
+        with self._lock:
+            if run.status != "RUNNING":  # the watchdog settled it meanwhile (TIMEOUT)
+                self.timeline.emit("error", f"{self.job_name} run {run.job_run_id[:12]}… ended "
+                                            f"{state} after it was settled {run.status}; ignored")
+                return run.status
+            took = time.monotonic() - began
+            self.timeline.emit("job" if state == "SUCCEEDED" else "error",
+                               f"{self.job_name} run {run.job_run_id[:12]}… {state} [{took:.1f} s] {detail}"
+                               + ("" if state == "SUCCEEDED" else f" {message}"))
+            self._end(run, state, message)
+        return state
+
+    def _end(self, run: Any, state: str, message: str) -> None:
         run.status = state
         run.completed_on = run.modified_on = datetime.now(UTC)
+        if state != "SUCCEEDED":
+            run.error_message = message
         self.finished[run.job_run_id] = state
-        took = time.monotonic() - began
-        self.timeline.emit("job" if state == "SUCCEEDED" else "error",
-                           f"{self.job_name} run {run.job_run_id[:12]}… {state} [{took:.1f} s] {detail}"
-                           + ("" if state == "SUCCEEDED" else f" {message}"))
-        put_event(self.aws, "aws.glue", "Glue Job State Change", {
-            "jobName": self.job_name, "severity": "INFO" if state == "SUCCEEDED" else "ERROR",
-            "state": state, "jobRunId": run.job_run_id, "message": message})
-        return state
+        for attempt in range(3):  # a failed PutEvents must not leave the run unannounced
+            try:
+                put_event(self.aws, "aws.glue", "Glue Job State Change", {
+                    "jobName": self.job_name, "severity": "INFO" if state == "SUCCEEDED" else "ERROR",
+                    "state": state, "jobRunId": run.job_run_id, "message": message})
+                return
+            except Exception as error:
+                self.timeline.emit("error", f"{self.job_name}: announcing {state} failed "
+                                            f"(attempt {attempt + 1}): {error!r}")
+                time.sleep(0.2 * (attempt + 1))
+
+    # --- TIMEOUT ----------------------------------------------------------------------------
+
+    def _watch_timeouts(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            try:
+                self.settle_timeouts()
+            except Exception as error:  # the watchdog outlives a failed check
+                self.timeline.emit("error", f"{self.job_name}: timeout check failed: {error!r}")
+
+    def settle_timeouts(self) -> list[str]:
+        """Runs STARTING or RUNNING longer than their timeout (the run's, else the job's, in
+        minutes) end TIMEOUT, announced as Glue announces it (Glue API, JobRun.Timeout: "the
+        maximum time that a job run can consume resources before it is terminated and enters
+        TIMEOUT status")."""
+        default = int(self.glue.get_job(JobName=self.job_name)["Job"].get("Timeout") or 2880)
+        now, settled = datetime.now(UTC), []
+        for run in list(_moto_job_runs(self.job_name)):
+            limit = int(run.timeout or default) * 60
+            with self._lock:
+                if run.status in ACTIVE and (now - _aware(run.started_on)).total_seconds() > limit:
+                    self.timeline.emit("error", f"{self.job_name} run {run.job_run_id[:12]}… TIMEOUT "
+                                                f"after {limit // 60} min in {run.status}")
+                    self._end(run, "TIMEOUT", f"Job run timed out after {limit // 60} minutes "
+                                              f"({run.status.lower()})")
+                    settled.append(run.job_run_id)
+        return settled
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # moto's are naive UTC
+
+
+def _require_packaged(source: bytes, location: str, archives: list[Path]) -> None:
+    """Every module the entry script imports is Python's, Glue's own, or in --extra-py-files:
+    otherwise the run fails on Glue with ModuleNotFoundError, and so it fails here."""
+    names: set[str] = set()
+    for archive in archives:
+        with zipfile.ZipFile(archive) as zipped:
+            names |= {n.split("/", 1)[0].removesuffix(".py") for n in zipped.namelist()}
+    for node in ast.walk(ast.parse(source)):
+        imported = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        for top in (name.split(".", 1)[0] for name in imported):
+            if top and top not in sys.stdlib_module_names and top not in GLUE_PROVIDED | names:
+                raise ModuleNotFoundError(f"No module named '{top}' ({location} imports it; it is "
+                                          f"neither in --extra-py-files nor provided by Glue)")
 
 
 # --- where moto differs from AWS ------------------------------------------------------------

@@ -1,6 +1,8 @@
 """IAM, enforced locally: every call a handler, the job or the crawler makes is authorised as AWS
-would authorise it for the role it runs as, so that local green means AWS green.
+would authorise it for the role it runs as, so that local green means AWS green. This module is
+the evaluator and the audit; iam_requests maps a call to what it asks for, iam_hook enforces.
 
+    >>> from sluice.aws.iam_hook import Enforcer, acting_as                # doctest: +SKIP
     >>> audit = Audit(stack.principals)                                        # doctest: +SKIP
     >>> Enforcer(audit, stack.resource_policies).install()                     # doctest: +SKIP
     >>> with acting_as(stack.principals["StartJobFunction"]):                  # doctest: +SKIP
@@ -25,13 +27,8 @@ import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
-
-import boto3
-from botocore.awsrequest import AWSResponse
 
 from sluice.aws.emulator import ACCOUNT_ID
 
@@ -227,171 +224,56 @@ def managed_policy(arn: str) -> Policy:
     return Policy(name, entry["Document"])
 
 
-# --- what a request asks for: (action, resource ARN) pairs -------------------------------------
-# S3: Service Authorization Reference, "Actions, resources, and condition keys for Amazon S3"
-# (its "API operations" table). Glue: "Specifying AWS Glue resource ARNs" (a catalog call needs
-# the catalog, the database and the table). DynamoDB: "IAM policy to grant access to a specific
-# DynamoDB table and its indexes" (a Query or Scan of an index is authorised on .../index/NAME).
-_S3_OBJECT = {"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
-              "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
-              "CompleteMultipartUpload": "s3:PutObject", "DeleteObject": "s3:DeleteObject",
-              "AbortMultipartUpload": "s3:AbortMultipartUpload", "ListParts": "s3:ListMultipartUploadParts"}
-_S3_VERSIONED = {"s3:GetObject": "s3:GetObjectVersion", "s3:DeleteObject": "s3:DeleteObjectVersion"}
-_S3_BUCKET = {"ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
-              "ListObjectVersions": "s3:ListBucketVersions", "GetBucketLocation": "s3:GetBucketLocation",
-              "ListMultipartUploads": "s3:ListBucketMultipartUploads"}
-_DYNAMODB_TABLE = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "DescribeTable",
-                   "ConditionCheckItem"}
-_GLUE_CRAWLER = {"StartCrawler": "Name", "GetCrawler": "Name", "StopCrawler": "Name",
-                 "ListCrawls": "CrawlerName"}
-_GLUE_JOB = {"StartJobRun", "GetJob", "GetJobRun", "GetJobRuns", "BatchStopJobRun", "GetJobBookmark"}
-_GLUE_TABLE = {"GetTable", "DeleteTable", "CreateTable", "UpdateTable", "GetPartition", "GetPartitions",
-               "CreatePartition", "UpdatePartition", "BatchCreatePartition", "BatchDeletePartition",
-               "BatchUpdatePartition", "BatchGetPartition"}
-_SQS_BATCH = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage",
-              "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
-_TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-             "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
-
-
-def _s3(operation: str, p: dict[str, Any]) -> list[tuple[str, str]] | None:
-    bucket = f"arn:aws:s3:::{p.get('Bucket', '')}"
-    if operation in _S3_OBJECT:
-        action = _S3_OBJECT[operation]
-        return [(_S3_VERSIONED.get(action, action) if p.get("VersionId") else action,
-                 f"{bucket}/{p['Key']}")]
-    if operation in _S3_BUCKET:
-        return [(_S3_BUCKET[operation], bucket)]
-    if operation == "DeleteObjects":
-        return [("s3:DeleteObjectVersion" if o.get("VersionId") else "s3:DeleteObject",
-                 f"{bucket}/{o['Key']}") for o in p["Delete"]["Objects"]]
-    if operation == "CopyObject":
-        source = p["CopySource"]
-        source = source if isinstance(source, str) else f"{source['Bucket']}/{source['Key']}"
-        return [("s3:GetObject", f"arn:aws:s3:::{source.lstrip('/').split('?')[0]}"),
-                ("s3:PutObject", f"{bucket}/{p['Key']}")]
-    if operation == "ListBuckets":
-        return [("s3:ListAllMyBuckets", "*")]
-    return None
-
-
-def _dynamodb(operation: str, p: dict[str, Any], account: str, region: str
-              ) -> list[tuple[str, str]] | None:
-    def table(name: str) -> str:
-        return name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account}:table/{name}"
-
-    if operation in _DYNAMODB_TABLE:
-        index = f"/index/{p['IndexName']}" if p.get("IndexName") else ""
-        return [(f"dynamodb:{operation}", table(p["TableName"]) + index)]
-    if operation in ("BatchGetItem", "BatchWriteItem"):
-        return [(f"dynamodb:{operation}", table(name)) for name in p["RequestItems"]]
-    if operation in ("TransactWriteItems", "TransactGetItems"):
-        return [(f"dynamodb:{_TRANSACT[kind]}", table(body["TableName"]))
-                for item in p["TransactItems"] for kind, body in item.items()]
-    return None
-
-
-def _glue(operation: str, p: dict[str, Any], account: str, region: str
-          ) -> list[tuple[str, str]] | None:
-    arn = f"arn:aws:glue:{region}:{p.get('CatalogId') or account}"
-    if operation in _GLUE_CRAWLER:
-        return [(f"glue:{operation}", f"{arn}:crawler/{p[_GLUE_CRAWLER[operation]]}")]
-    if operation in _GLUE_JOB:
-        return [(f"glue:{operation}", f"{arn}:job/{p['JobName']}")]
-    database = p.get("DatabaseName") or p.get("Name", "")
-    catalog = [f"{arn}:catalog", f"{arn}:database/{database}"]
-    if operation == "GetDatabase":
-        tables = []
-    elif operation == "GetTables":
-        tables = [f"{arn}:table/{database}/*"]
-    elif operation in _GLUE_TABLE:
-        name = p.get("TableName") or p.get("Name") or p["TableInput"]["Name"]
-        tables = [f"{arn}:table/{database}/{name}"]
-    else:
-        return None
-    return [(f"glue:{operation}", resource) for resource in catalog + tables]
-
-
-def _queue_arn(url: str, region: str) -> str:
-    account, name = url.rstrip("/").split("/")[-2:]
-    return f"arn:aws:sqs:{region}:{account}:{name}"
-
-
-def authorization(service: str, operation: str, params: dict[str, Any], account: str = ACCOUNT_ID,
-                  region: str = "us-east-1") -> list[tuple[str, str]]:
-    """The (action, resource ARN) pairs IAM checks for one API call; an operation not mapped
-    here is checked as `service:Operation` on "*" (and the audit lists it as unmapped).
-
-        >>> authorization("dynamodb", "Query", {"TableName": "ledger", "IndexName": "ByRun"})
-        [('dynamodb:Query', 'arn:aws:dynamodb:us-east-1:123456789012:table/ledger/index/ByRun')]
-    """
-    found = _mapped(service, operation, params, account, region)
-    return [(f"{service}:{operation}", "*")] if found is None else found
-
-
-def _mapped(service: str, operation: str, p: dict[str, Any], account: str, region: str
-            ) -> list[tuple[str, str]] | None:
-    if service == "s3":
-        return _s3(operation, p)
-    if service == "dynamodb":
-        return _dynamodb(operation, p, account, region)
-    if service == "glue":
-        return _glue(operation, p, account, region)
-    if service == "sqs" and "QueueUrl" in p:
-        return [(f"sqs:{_SQS_BATCH.get(operation, operation)}", _queue_arn(p["QueueUrl"], region))]
-    if service == "sns" and operation == "Publish":
-        return [("sns:Publish", p.get("TopicArn") or p["TargetArn"])]
-    if service == "events" and operation == "PutEvents":
-        buses = {e.get("EventBusName") or "default" for e in p["Entries"]}
-        return [("events:PutEvents", b if b.startswith("arn:") else
-                 f"arn:aws:events:{region}:{account}:event-bus/{b}") for b in sorted(buses)]
-    if service == "cloudwatch" and operation == "PutMetricData":
-        return [("cloudwatch:PutMetricData", "*")]  # no resource-level scope in IAM
-    if service == "sts" and operation == "GetCallerIdentity":
-        return []  # needs no permission
-    return None
-
-
-def request_keys(service: str, operation: str, params: dict[str, Any]) -> dict[str, str]:
-    """Condition keys a request carries in its parameters."""
-    if service == "cloudwatch" and operation == "PutMetricData":
-        return {"cloudwatch:namespace": params.get("Namespace", "")}
-    if service == "s3" and operation in ("ListObjectsV2", "ListObjects"):
-        return {"s3:prefix": params.get("Prefix", "")}
-    return {}
-
-
 # --- the audit: every decision, for `sluice iam` and the demo ---------------------------------
 @dataclass(frozen=True)
 class Call:
     principal: str
-    operation: str  # "s3.GetObject"
+    operation: str  # "s3.GetObject", or "delivery.<rule or bucket>" for a service's own delivery
     action: str
     resource: str
     allowed: bool
     statement: str | None
     reason: str
+    count: int = 1
+
+    @property
+    def missing_grant(self) -> str:
+        """What would have allowed a denied call, in the words of the policy to change."""
+        if self.reason == "explicit deny":
+            return f"{self.statement} denies it"
+        if "." in self.principal:  # a service principal: only a resource policy can let it in
+            kind = "key policy" if self.resource.startswith("arn:aws:kms:") else "resource policy"
+            return f"an Allow of {self.action} to {self.principal} in the {kind} of {self.resource}"
+        return f"an Allow of {self.action} on {self.resource} in {self.principal}'s policies"
 
 
 class Audit:
+    """Every decision, counted once per (principal, operation, action, resource, outcome): a
+    runtime left up for days polls its queues millions of times."""
+
     def __init__(self, principals: Mapping[str, Principal] | None = None) -> None:
         self.principals: dict[str, Principal] = {p.name: p for p in (principals or {}).values()}
-        self._calls: list[Call] = []
+        self._calls: dict[tuple, int] = {}
         self._unmapped: set[str] = set()
         self._lock = threading.Lock()
+        self.version = 0  # bumps on every new kind of call: when to write the audit out again
 
     def record(self, principal: Principal, operation: str, action: str, resource: str,
                decision: Decision, mapped: bool = True) -> None:
+        key = (principal.name, operation, action, resource, decision.allowed, decision.statement,
+               decision.reason)
         with self._lock:
-            self.principals.setdefault(principal.name, principal)
-            self._calls.append(Call(principal.name, operation, action, resource, decision.allowed,
-                                    decision.statement, decision.reason))
+            if principal.policies:  # a service principal has none to audit for unused grants
+                self.principals.setdefault(principal.name, principal)
+            if key not in self._calls:
+                self.version += 1
+            self._calls[key] = self._calls.get(key, 0) + 1
             if not mapped:
                 self._unmapped.add(operation)
 
     def calls(self, principal: str | None = None) -> list[Call]:
         with self._lock:
-            return [c for c in self._calls if principal in (None, c.principal)]
+            return [Call(*key, count=n) for key, n in self._calls.items() if principal in (None, key[0])]
 
     def denied(self) -> list[Call]:
         return [c for c in self.calls() if not c.allowed]
@@ -418,156 +300,23 @@ class Audit:
                                 unused.setdefault(name, []).append((label, act, res))
         return unused
 
-
-# --- enforcement: a botocore hook on the clients of a boto3 session -----------------------------
-_current: ContextVar[Principal | None] = ContextVar("sluice_iam_principal", default=None)
-_active: Enforcer | None = None
-
-
-@contextmanager
-def acting_as(principal: Principal | None) -> Iterator[None]:
-    """Calls made inside are authorised as `principal`'s; outside any, they are not checked."""
-    token = _current.set(principal)
-    try:
-        yield
-    finally:
-        _current.reset(token)
-
-
-class _Bound:
-    """Mixed into every client class the session makes. A client remembers who made it, so that
-    calls from threads it starts (s3transfer's upload pool) are authorised as the same principal."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        bound = _current.get()
-        events = self.meta.events  # type: ignore[attr-defined]
-        events.register("before-parameter-build", functools.partial(_decide, bound=bound),
-                        unique_id="sluice-iam-decide")
-        events.register("before-call", _answer_denied, unique_id="sluice-iam-answer")
-        events.register("after-call.s3", _after_s3_call, unique_id="sluice-iam-s3")
+    def to_dict(self) -> dict[str, Any]:
+        """Per principal: the calls made and the grants never used; every denial with what
+        would have allowed it (`sluice iam`, `status --json`)."""
+        calls: dict[str, list[dict[str, Any]]] = {}
+        for c in sorted(self.calls(), key=lambda c: (c.principal, c.action, c.resource)):
+            calls.setdefault(c.principal, []).append(
+                {"action": c.action, "resource": c.resource, "allowed": c.allowed, "count": c.count})
+        return {"calls": calls,
+                "unused_grants": {p: [{"statement": s, "action": a, "resource": r} for s, a, r in grants]
+                                  for p, grants in self.unused_grants().items()},
+                "denied": [{"principal": c.principal, "action": c.action, "resource": c.resource,
+                            "operation": c.operation, "count": c.count, "missing_grant": c.missing_grant}
+                           for c in self.denied()],
+                "unmapped": self.unmapped()}
 
 
-def _bind(base_classes: list[type], **_: Any) -> None:
-    if _Bound not in base_classes:
-        base_classes.insert(0, _Bound)
-
-
-def _decide(params: dict[str, Any], model: Any, context: dict[str, Any],
-            bound: Principal | None, **_: Any) -> None:
-    principal = _current.get() or bound
-    if _active is not None and principal is not None:
-        _active.decide(principal, model.service_model.service_name, model.name, params, context)
-
-
-def _answer_denied(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict] | None:
-    return context.get("sluice_iam_answer")
-
-
-def _after_s3_call(http_response: Any, parsed: dict[str, Any], model: Any,
-                   context: dict[str, Any], **_: Any) -> None:
-    may_list = context.get("sluice_iam_may_list")
-    if may_list is not None and http_response.status_code == 404 and not may_list().allowed:
-        # Without s3:ListBucket, a missing key answers 403, not 404 (Amazon S3 API Reference,
-        # GetObject and HeadObject, "Permissions").
-        code = "403" if model.name == "HeadObject" else "AccessDenied"
-        parsed["Error"] = {"Code": code, "Message": "Access Denied"}
-        parsed.setdefault("ResponseMetadata", {})["HTTPStatusCode"] = 403
-        context["error_code_override"] = code
-    parsed.setdefault("Errors", []).extend(context.get("sluice_iam_delete_errors", []))
-
-
-# The error each service answers a denied call with: (code, HTTP status).
-_DENIED = {"s3": ("AccessDenied", 403), "sqs": ("AccessDenied", 403),
-           "sns": ("AuthorizationError", 403), "cloudwatch": ("AccessDenied", 403)}
-
-
-class Enforcer:
-    def __init__(self, audit: Audit, resource_policies: Mapping[str, dict] | None = None) -> None:
-        self.audit = audit
-        self.resource_policies = dict(resource_policies or {})
-
-    def install(self, session: Any = None) -> None:
-        """Enforce on clients made from now on by `session` (boto3's default one if None): clients
-        copy the session's hooks when created, so install before handlers make theirs."""
-        global _active
-        _active = self
-        session = session or boto3._get_default_session()
-        session.events.register("creating-client-class", _bind, unique_id="sluice-iam-bind")
-
-    @staticmethod
-    def uninstall() -> None:
-        global _active
-        _active = None
-
-    def policy_for(self, resource: str) -> dict | None:
-        """The resource policy that governs an ARN (an object's is its bucket's)."""
-        if resource in self.resource_policies:
-            return self.resource_policies[resource]
-        if resource.startswith("arn:aws:s3:::"):
-            return self.resource_policies.get(resource.split("/", 1)[0])
-        return None
-
-    def check(self, principal: Principal, operation: str, action: str, resource: str,
-              keys: Mapping[str, str], mapped: bool = True) -> Decision:
-        decision = evaluate(principal, action, resource, keys, self.policy_for(resource))
-        self.audit.record(principal, operation, action, resource, decision, mapped)
-        return decision
-
-    def decide(self, principal: Principal, service: str, operation: str, params: dict[str, Any],
-               context: dict[str, Any]) -> None:
-        region = context.get("client_region") or "us-east-1"
-        try:
-            found = _mapped(service, operation, params, principal.account, region)
-        except (KeyError, TypeError, AttributeError):
-            return  # a required parameter is missing: botocore's validation answers that
-        wanted = [(f"{service}:{operation}", "*")] if found is None else found
-        keys, mapped, name = request_keys(service, operation, params), found is not None, \
-            f"{service}.{operation}"
-        if service == "s3" and operation == "DeleteObjects":
-            return self._delete_objects(principal, params, context, wanted, keys)
-        for action, resource in wanted:
-            decision = self.check(principal, name, action, resource, keys, mapped)
-            if not decision.allowed:
-                context["sluice_iam_answer"] = _denial(service, operation, principal, action,
-                                                       resource, decision)
-                return
-        if service == "s3" and operation in ("GetObject", "HeadObject"):
-            # Checked (and audited) only if the key turns out missing: then S3 asks it too.
-            context["sluice_iam_may_list"] = functools.partial(
-                self.check, principal, name, "s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", keys)
-
-    def _delete_objects(self, principal: Principal, params: dict[str, Any], context: dict[str, Any],
-                        wanted: list[tuple[str, str]], keys: Mapping[str, str]) -> None:
-        """DeleteObjects is authorised key by key: a denied key comes back in Errors."""
-        objects, allowed, errors = params["Delete"]["Objects"], [], []
-        for obj, (action, resource) in zip(objects, wanted, strict=True):
-            if self.check(principal, "s3.DeleteObjects", action, resource, keys).allowed:
-                allowed.append(obj)
-            else:
-                errors.append({"Key": obj["Key"], "Code": "AccessDenied", "Message": "Access Denied"})
-        params["Delete"] = {**params["Delete"], "Objects": allowed}  # the caller's dict stays whole
-        if errors and not allowed:  # nothing left to send
-            context["sluice_iam_answer"] = (_response(200), {
-                "Errors": errors, "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": {}}})
-        elif errors:
-            context["sluice_iam_delete_errors"] = errors
-
-
-def _response(status: int) -> AWSResponse:
-    return AWSResponse("http://sluice-iam.local", status, {}, None)
-
-
-def _denial(service: str, operation: str, principal: Principal, action: str, resource: str,
-            decision: Decision) -> tuple[AWSResponse, dict[str, Any]]:
-    code, status = _DENIED.get(service, ("AccessDeniedException", 400))
-    if service == "s3" and operation == "HeadObject":
-        code = "403"  # a HEAD response has no body: botocore reports the status as the code
-    caller = (principal.service or
-              f"arn:aws:sts::{principal.account}:assumed-role/{principal.arn.rsplit('/', 1)[-1]}/"
-              f"{principal.name}")
-    why = ("with an explicit deny in " + decision.statement if decision.statement
-           else f"because no identity-based policy allows the {action} action")
-    message = f"User: {caller} is not authorized to perform: {action} on resource: {resource} {why}"
-    return _response(status), {"Error": {"Code": code, "Message": message},
-                               "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+def denial_report(denied: list[dict[str, Any]]) -> str:
+    """One line per denied call or delivery (from Audit.to_dict()["denied"])."""
+    return "\n".join(f"DENIED  {d['principal']}: {d['action']} on {d['resource']} ({d['count']}x); "
+                     f"missing: {d['missing_grant']}" for d in denied)

@@ -1,7 +1,14 @@
 """SQS -> Lambda event source mapping, as Lambda runs it: batch size, batching window, up to
 MaximumConcurrency concurrent batches, partial batch failures (ReportBatchItemFailures), and
 the queue's own visibility timeout and redrive policy for what fails (moto moves a message to the
-DLQ after maxReceiveCount receives)."""
+DLQ after maxReceiveCount receives).
+
+The mapping polls with the function's execution role, as Lambda does: the role must allow
+sqs:ReceiveMessage, sqs:DeleteMessage and sqs:GetQueueAttributes on the queue, or Lambda refuses
+the mapping ("Creating and configuring an Amazon SQS event source mapping", Lambda developer
+guide, execution role permissions). S3 delivers its notifications to a queue only if the queue's
+policy lets s3.amazonaws.com send from that bucket ("Granting permissions to publish event
+notification messages to a destination", S3 user guide); see correct_moto."""
 
 from __future__ import annotations
 
@@ -12,19 +19,40 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from sluice.aws import iam_hook
 from sluice.aws.awslambda import FakeContext
-from sluice.aws.emulator import REGION, Emulator
+from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.aws.iam import Principal
 from sluice.faults import Faults
 from sluice.stack.deploy import EventSourceMapping
 from sluice.timeline import Timeline
 
 POLL_SECONDS = 0.05
+MAPPING_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+
+
+class MappingRefused(ValueError):
+    """Lambda refuses to create the mapping (InvalidParameterValueException)."""
+
+
+def queue_arn(url: str) -> str:
+    account, name = url.rstrip("/").split("/")[-2:]
+    return f"arn:aws:sqs:{REGION}:{account}:{name}"
 
 
 class SqsEventSource:
     def __init__(self, aws: Emulator, mapping: EventSourceMapping, function_name: str,
-                 handler: Callable[[dict, Any], dict], timeline: Timeline, faults: Faults) -> None:
-        self.sqs = aws.client("sqs")
+                 handler: Callable[[dict, Any], dict], timeline: Timeline, faults: Faults,
+                 role: Principal | None = None) -> None:
+        enforcer = iam_hook.active()
+        if role is not None and enforcer is not None:
+            for action in MAPPING_ACTIONS:
+                if not enforcer.check(role, "lambda.CreateEventSourceMapping", action,
+                                      queue_arn(mapping.queue_url), {}).allowed:
+                    raise MappingRefused(
+                        f"{function_name}: the provided execution role {role.name} does not have "
+                        f"permissions to call {action.split(':')[1]} on SQS ({mapping.queue_url})")
+        self.sqs = iam_hook.client_as(role, "sqs", aws.endpoint) if role else aws.client("sqs")
         self.mapping = mapping
         self.function_name = function_name
         self.handler = handler
@@ -118,6 +146,7 @@ def correct_moto() -> None:
     """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
     _atomic_sqs()
     _linear_sqs_scans()
+    _s3_delivers_as_the_queue_policy_allows()
 
 
 def _atomic_sqs() -> None:
@@ -192,3 +221,44 @@ def _linear_sqs_scans() -> None:
     Queue.approximate_number_of_messages_delayed = property(delayed)
     SQSBackend.is_message_valid_based_on_retention_period = within_retention
     Queue.sluice_fast = True  # type: ignore[attr-defined]
+
+
+def s3_may_send(bucket: str, queue: str, operation: str = "delivery.s3") -> bool:
+    """Whether the queue's policy lets S3 deliver this bucket's notifications (always, when no
+    enforcer is installed)."""
+    enforcer = iam_hook.active()
+    return enforcer is None or enforcer.delivery(
+        "s3.amazonaws.com", operation, "sqs:SendMessage", queue,
+        {"aws:SourceArn": f"arn:aws:s3:::{bucket}", "aws:SourceAccount": ACCOUNT_ID}).allowed
+
+
+def refused_notification_destinations(s3: Any, buckets: list[str]) -> list[str]:
+    """Each bucket's queue destinations that S3 may not write to: S3 refuses such a notification
+    configuration ("Unable to validate the following destination configurations")."""
+    refused = []
+    for bucket in buckets:
+        config = s3.get_bucket_notification_configuration(Bucket=bucket)
+        for queue in config.get("QueueConfigurations", []):
+            if not s3_may_send(bucket, queue["QueueArn"], "s3.PutBucketNotificationConfiguration"):
+                refused.append(f"s3://{bucket} -> {queue['QueueArn']}: the queue policy does not "
+                               f"allow s3.amazonaws.com sqs:SendMessage from this bucket")
+    return refused
+
+
+def _s3_delivers_as_the_queue_policy_allows() -> None:
+    """moto delivers every S3 notification; AWS drops one the queue's policy does not allow
+    (the denial is in the audit)."""
+    from moto.s3 import notifications
+
+    original = notifications._send_sqs_message
+    if getattr(original, "sluice_patched", False):
+        return
+
+    def send(account_id: str, event_body: Any, queue_name: str, region_name: str) -> None:
+        records = event_body.get("Records") or [{}]
+        bucket = records[0].get("s3", {}).get("bucket", {}).get("name") or event_body.get("Bucket", "")
+        if s3_may_send(bucket, f"arn:aws:sqs:{region_name}:{account_id}:{queue_name}"):
+            original(account_id, event_body, queue_name, region_name)
+
+    send.sluice_patched = True  # type: ignore[attr-defined]
+    notifications._send_sqs_message = send

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -42,6 +43,8 @@ def runtime(tmp_path_factory) -> Iterator[Runtime]:
                  parameters={**local_parameters(), **FAST}) as rt:
         assert rt.jobs[0].ready.wait(timeout=180), "Spark did not start"
         yield rt
+        # enforcement is on: no call or delivery was denied that a test did not ask for
+        assert rt.audit.denied() == [], rt.audit.denied()
 
 
 def _put_orders(rt: Runtime, table: str, files: int, rows: int = 10) -> set[str]:
@@ -154,3 +157,60 @@ def test_poison_message_rests_in_the_dlq_and_nothing_else_is_held_up(runtime):
     assert message["Body"] == "not an S3 event"
     status = json.loads(json.dumps(runtime.status()))
     assert status["queues"]["ingest_dlq"] == 1
+
+
+# --- a failing run never wedges the pipeline (issue 13, item 4) --------------------------------
+
+def _claimed(rt: Runtime, dataset: str) -> list[dict]:
+    return [i for i in ledger_items(rt, dataset) if i["state"] == "CLAIMED"]
+
+
+def _wait_for(check, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def test_a_run_past_the_job_timeout_is_settled_timeout_and_shown_stuck_until_then(runtime):
+    from sluice.aws.glue_jobs import _moto_job_runs
+
+    job = runtime.jobs[0]
+    before = len(emails(runtime))
+    job.paused.set()  # runs wait in STARTING, as when Glue has no worker for them
+    try:
+        put(runtime, "stuck_run/f.csv", orders_csv(5))
+        [item] = _wait_for(lambda: _claimed(runtime, "stuck_run"))
+        table = runtime.aws.resource("dynamodb").Table(runtime.stack.outputs["LedgerTableName"])
+        table.update_item(Key={"file_id": item["file_id"]}, UpdateExpression="SET updated_at = :t",
+                          ExpressionAttributeValues={":t": "2000-01-01T00:00:00+00:00"})
+        assert [s["key"] for s in runtime.status()["stuck_claimed"]] == ["stuck_run/f.csv"]
+        [run] = [r for r in _moto_job_runs(job.job_name) if r.status == "STARTING"]
+        timeout = int(runtime.parameters.get("JobTimeoutMinutes", 60))
+        run.started_on = datetime.now(UTC) - timedelta(minutes=timeout + 1)
+        assert "TIMEOUT" in wait_for_email(runtime, "TIMEOUT", before)
+        assert job.finished[run.job_run_id] == "TIMEOUT"
+        # StartJobFunction heard the TIMEOUT: the file left the run that never ran
+        _wait_for(lambda: all(i.get("run_id") != item["run_id"] or i["state"] != "CLAIMED"
+                              for i in ledger_items(runtime, "stuck_run")))
+    finally:
+        job.paused.clear()
+    assert wait(runtime, "stuck_run", 1, timeout=90)
+
+
+def test_the_job_runner_survives_an_exception_and_serves_the_next_run(runtime):
+    job = runtime.jobs[0]
+    original, seen = job.run, len(job.finished)
+
+    def broken(run):
+        job.run = original  # once
+        raise RuntimeError("runner bug (injected)")
+
+    job.run = broken
+    before = len(emails(runtime))
+    put(runtime, "runner_bug/f.csv", orders_csv(5))
+    assert "runner bug" in wait_for_email(runtime, "FAILED", before)  # the run was still announced
+    _wait_for(lambda: len(job.finished) > seen + 1, timeout=90)  # and a later run was served
+    assert wait(runtime, "runner_bug", 1, timeout=90)

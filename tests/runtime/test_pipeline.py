@@ -35,6 +35,8 @@ def runtime(tmp_path_factory) -> Iterator[Runtime]:
         for job in rt.jobs:
             assert job.ready.wait(timeout=180), "Spark did not start"
         yield rt
+        # enforcement is on: no call or delivery was denied that a test did not ask for
+        assert rt.audit.denied() == [], rt.audit.denied()
 
 
 def test_one_file_from_put_to_email(runtime):

@@ -32,5 +32,6 @@ def test_a_restart_in_the_middle_of_a_burst_loses_nothing(tmp_path):
         items = wait(second, "restart", files, states=("DONE",), timeout=120)
         assert len(items) == files
         assert_each_row_once(second, "restart", {f"o-{n:06d}" for n in range(files * 5)})
+        assert second.audit.denied() == []  # the restored state is used with the roles' grants
     # the stop did interrupt the burst: files not yet recorded, or not yet DONE
     assert len(before) < files or any(i["state"] != "DONE" for i in before)

@@ -11,7 +11,9 @@ from botocore.exceptions import ClientError
 
 from sluice.aws.awslambda import as_role
 from sluice.aws.emulator import ACCOUNT_ID
-from sluice.aws.iam import Audit, Enforcer, Policy, Principal, acting_as, authorization, evaluate
+from sluice.aws.iam import Audit, Policy, Principal, evaluate
+from sluice.aws.iam_hook import Enforcer, acting_as
+from sluice.aws.iam_requests import authorization
 from sluice.stack.deploy import deploy, local_parameters
 
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT_ID}:table/ledger"

@@ -1,0 +1,153 @@
+"""IAM enforced in the local runtime: take a grant away - an action from each role, the S3 -> SQS
+queue policy, the EventBridge -> SNS topic policy, the key policy statement - and the call or the
+delivery is denied, and the audit that `sluice demo` and `sluice status` print names it.
+
+One runtime for the module; a grant is taken away in the stack's in-memory policies (what the
+enforcer reads) and given back after each test."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from sluice.aws.emulator import ACCOUNT_ID
+from sluice.aws.events import put_event
+from sluice.aws.glue_crawler import failed_event
+from sluice.aws.iam import Policy, Principal, denial_report
+from sluice.aws.sqs import MappingRefused, SqsEventSource, refused_notification_destinations
+from sluice.runtime import Runtime
+from sluice.timeline import Timeline
+from tests.runtime.conftest import ledger_items, orders_csv, put
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory) -> Iterator[Runtime]:
+    with Runtime(state_dir=tmp_path_factory.mktemp("sluice-iam"), timeline=Timeline(quiet=True),
+                 schedule_every=2) as rt:
+        yield rt
+
+
+def _statement(document: dict, sid: str) -> dict:
+    return next(s for s in document["Statement"] if s.get("Sid") == sid)
+
+
+@contextmanager
+def action_taken_away(rt: Runtime, role: str, sid: str, action: str) -> Iterator[None]:
+    [statement] = [_statement(p.document, sid) for p in rt.stack.roles[role].policies
+                   if any(s.get("Sid") == sid for s in p.document["Statement"])]
+    granted = statement["Action"]
+    statement["Action"] = [a for a in granted if a != action]
+    try:
+        yield
+    finally:
+        statement["Action"] = granted
+
+
+@contextmanager
+def statement_taken_away(rt: Runtime, resource: str, sid: str) -> Iterator[dict]:
+    document = rt.stack.resource_policies[resource]
+    statement = _statement(document, sid)
+    document["Statement"].remove(statement)
+    try:
+        yield statement
+    finally:
+        document["Statement"].append(statement)
+
+
+def wait_for(check: Callable[[], object], timeout: float = 60) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def denied(rt: Runtime, principal: str, action: str) -> list[dict]:
+    return [d for d in rt.status()["iam"]["denied"]
+            if (d["principal"], d["action"]) == (principal, action)]
+
+
+def assert_named(rt: Runtime, principal: str, action: str, resource_part: str) -> None:
+    """What `sluice demo` prints (and exits 1 on) names principal, action, resource and grant."""
+    denial = wait_for(lambda: [d for d in denied(rt, principal, action) if resource_part in d["resource"]])[0]
+    report = denial_report([denial])
+    assert principal in report and action in report and denial["resource"] in report
+    assert "missing:" in report and action in denial["missing_grant"]
+
+
+@pytest.mark.parametrize(("role", "sid", "action", "dataset", "resource_part"), [
+    ("StartCrawlerRole", "LedgerIntake", "dynamodb:PutItem", "iam_intake", ":table/"),
+    ("CrawlerRole", "ReadRaw", "s3:GetObject", "iam_crawl", "/iam_crawl/"),
+    ("StartJobRole", "StartEtlJob", "glue:StartJobRun", "iam_start", ":job/"),
+    ("EtlJobRole", "Artifacts", "s3:GetObject", "iam_job", "/code/"),
+])
+def test_an_action_taken_from_a_role_is_denied_and_named(runtime, role, sid, action, dataset,
+                                                         resource_part):
+    if role == "EtlJobRole":
+        assert runtime.jobs[0].ready.wait(timeout=180), "Spark did not start"
+    with action_taken_away(runtime, role, sid, action):
+        put(runtime, f"{dataset}/f.csv", orders_csv(3))
+        assert_named(runtime, role, action, resource_part)
+
+
+def test_an_sqs_mapping_whose_role_cannot_receive_is_refused(runtime):
+    role = runtime.stack.principals["StartCrawlerFunction"]
+    without = Principal(role.name, role.arn, [Policy("only-ledger", {"Statement": [
+        {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]})])
+    with pytest.raises(MappingRefused, match="ReceiveMessage"):
+        SqsEventSource(runtime.aws, runtime.stack.mappings[0], "fn", lambda e, c: {}, runtime.timeline,
+                       runtime.faults, without)
+
+
+def test_without_the_queue_policy_s3_drops_the_notification(runtime):
+    queue, raw = runtime.stack.arns["IngestQueue"], runtime.stack.outputs["RawBucketName"]
+    with statement_taken_away(runtime, queue, "AllowRawBucketNotifications"):
+        # S3 would refuse this notification configuration when the stack is deployed ...
+        assert refused_notification_destinations(runtime.aws.client("s3"), [raw])
+        put(runtime, "iam_queue/f.csv", orders_csv(3))
+        # ... and drops the event of an upload: the file never reaches the ledger.
+        assert_named(runtime, "s3.amazonaws.com", "sqs:SendMessage", queue)
+        time.sleep(1)
+        assert ledger_items(runtime, "iam_queue") == []
+    assert refused_notification_destinations(runtime.aws.client("s3"), [raw]) == []
+
+
+def _crawler_failed(rt: Runtime) -> None:
+    entry = failed_event(rt.stack.outputs["RawCrawlerName"], "injected by test_iam")
+    put_event(rt.aws, entry["Source"], entry["DetailType"], json.loads(entry["Detail"]))
+
+
+def _failed_invocations(rt: Runtime) -> int:
+    return rt.status()["failed_invocations"].get(rt.stack.names["CrawlerFailedRule"], 0)
+
+
+@pytest.mark.parametrize(("resource", "sid", "action"), [
+    ("NotificationTopic", "EventBridgeRulesPublish", "sns:Publish"),
+    ("PipelineKey", "EventBridgePublishes", "kms:GenerateDataKey"),
+])
+def test_a_delivery_to_the_topic_without_its_grant_is_a_failed_invocation(runtime, resource, sid, action):
+    arn = runtime.stack.names[resource] if resource == "NotificationTopic" else runtime.stack.arns[resource]
+    before = _failed_invocations(runtime)
+    with statement_taken_away(runtime, arn, sid):
+        _crawler_failed(runtime)
+        wait_for(lambda: _failed_invocations(runtime) > before)
+        assert_named(runtime, "events.amazonaws.com", action, arn)
+
+
+def test_a_key_policy_conditioned_on_the_source_account_lets_no_email_through(runtime):
+    """Finding 1: aws:SourceAccount is not in the request when SNS asks KMS for EventBridge."""
+    key = runtime.stack.arns["PipelineKey"]
+    statement = _statement(runtime.stack.resource_policies[key], "EventBridgePublishes")
+    statement["Condition"] = {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
+    before = _failed_invocations(runtime)
+    try:
+        _crawler_failed(runtime)
+        wait_for(lambda: _failed_invocations(runtime) > before)
+    finally:
+        del statement["Condition"]
+    assert any(d["resource"] == key for d in runtime.status()["iam"]["denied"])
