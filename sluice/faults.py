@@ -21,6 +21,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import boto3
@@ -44,6 +45,9 @@ _API_FAULTS = {
                          ("job-throttled", "ThrottlingException", 400)],
 }
 JOB_THREAD = "glue-jobs"
+# Set by the job runner around a run: the job's calls, from its own thread or the threads it starts
+# (which carry its context), are the ones the job faults apply to.
+IN_JOB_RUN: ContextVar[bool] = ContextVar("sluice_in_job_run", default=False)
 
 
 class InjectedTimeout(Exception):
@@ -108,7 +112,7 @@ class Faults:
         for fault, code, status in _API_FAULTS.get(operation, []):
             if self.take(fault):
                 return _error(request.url, code, status)
-        if threading.current_thread().name == JOB_THREAD:
+        if IN_JOB_RUN.get():
             return self._job_fault(request, operation)
         return None
 

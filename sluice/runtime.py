@@ -55,7 +55,7 @@ class Runtime:
         self.parameters = parameters or local_parameters()
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.stack: Stack | None = None
+        self._stack: Stack | None = None
         self.jobs: list[GlueJobRunner] = []
         self.crawlers: list[CrawlerRunner] = []
         self.outboxes: list[EmailOutbox] = []
@@ -70,7 +70,7 @@ class Runtime:
         self.aws.point_process_here()
         hold_job_runs_in_starting()
         self.app = SamApp.load()
-        self.stack = stack = deploy(self.aws, self.app, self.parameters)
+        self._stack = stack = deploy(self.aws, self.app, self.parameters)
         if not self.persist:
             shutil.rmtree(self.outbox_dir, ignore_errors=True)  # the outbox holds this session's mail
         os.environ.update(stack.function_environment())
@@ -94,9 +94,9 @@ class Runtime:
                                                stack.principals.get(fn.logical_id)))
         behaviours: list[Any] = [*self.sources]
         for target in stack.rule_targets:
-            fn = stack.functions.get(target.target)
+            target_fn = stack.functions.get(target.target)  # None for an SNS target
             behaviours.append(RuleTargetDelivery(self.aws, target, self.timeline, handlers.get(target.target),
-                                                 fn.name if fn else "", self.schedule_every,
+                                                 target_fn.name if target_fn else "", self.schedule_every,
                                                  _topic_key(stack, target.target)))
         for props in _of_type(self.app, stack, "AWS::Glue::Crawler"):
             self.crawlers.append(CrawlerRunner(self.aws, props["Name"], self.timeline,
@@ -125,11 +125,18 @@ class Runtime:
                                       f"({len(self.threads)} workers)")
         return self
 
+    @property
+    def stack(self) -> Stack:
+        """template.yaml as deployed into the emulator: there is one once start() has run."""
+        if self._stack is None:
+            raise RuntimeError("the runtime is not started: no stack is deployed before start()")
+        return self._stack
+
     def stop(self) -> None:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=10)
-        if self.persist and self.stack is not None:
+        if self.persist and self._stack is not None:  # nothing deployed: nothing to save
             saved = persistence.save(self.aws, self.stack.outputs, self.snapshot_dir)
             self.timeline.emit("runtime", f"state saved to {self.snapshot_dir}: {saved}")
         for job in self.jobs:

@@ -10,6 +10,7 @@ maps back to its manifest entry.
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import tempfile
 import zlib
@@ -36,8 +37,12 @@ def concurrently(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     items = list(items)
     if len(items) <= 1:
         return [fn(item) for item in items]
+    # Each call runs in a copy of the caller's context (contextvars), as the caller's own code
+    # would: whatever the caller set there (a logging or tracing context) holds in the pool too.
+    # (copied here, in the caller's thread: a context is entered by one thread at a time).
+    calls = [(contextvars.copy_context(), item) for item in items]
     with ThreadPoolExecutor(min(DRIVER_THREADS, len(items))) as pool:
-        return list(pool.map(fn, items))
+        return list(pool.map(lambda call: call[0].run(fn, call[1]), calls))
 
 
 class Storage:

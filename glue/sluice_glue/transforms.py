@@ -11,6 +11,7 @@ typed), _bad_reason, _raw (a bad row's values), _bucket (its output partition's 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession, Window
@@ -27,10 +28,11 @@ def raw_schema(columns: list[tuple[str, str]]) -> StructType:
 
 
 def read_raw(spark: SparkSession, paths: list[str], table: dict, columns: list[tuple[str, str]],
-             headers: dict[str, list[str]] | None = None) -> DataFrame:
+             headers: Mapping[str, list[str] | None] | None = None) -> DataFrame:
     """Every catalog column as a string, by name. CSV files are read in groups of equal header
-    (`headers`: path -> its header's column names), so a file with a column more, a column less
-    or another order still lands in the right columns; a column a file lacks is null."""
+    (`headers`: path -> its header's column names, None for a file whose first line is not one),
+    so a file with a column more, a column less or another order still lands in the right
+    columns; a column a file lacks is null."""
     params = table.get("Parameters", {})
     serde = table["StorageDescriptor"].get("SerdeInfo", {}).get("Parameters", {})
     kind = params.get("classification", "csv")
@@ -45,8 +47,8 @@ def read_raw(spark: SparkSession, paths: list[str], table: dict, columns: list[t
     catalog_names = [n for n, _ in columns]
     groups: dict[tuple[str, ...], list[str]] = {}
     for path in paths:
-        names = (headers or {}).get(path) if header else None
-        groups.setdefault(tuple(names or catalog_names), []).append(path)
+        file_names = (headers or {}).get(path) if header else None
+        groups.setdefault(tuple(file_names or catalog_names), []).append(path)
     frames = []
     for names, group in groups.items():
         df = _permissive(spark, [(n, "string") for n in names]).option("header", header).option(
@@ -93,7 +95,7 @@ def with_partition_values(df: DataFrame, keys: list[str], values: dict[int, dict
     return df.withColumns({key: by_file({i: v.get(key) for i, v in values.items()}) for key in keys})
 
 
-def by_file(values: dict[int, str | None]) -> Column:
+def by_file(values: Mapping[int, str | None]) -> Column:
     """Each row's entry of `values` (manifest index -> value), looked up by its `_file` in an
     array: constant time per row, where a map literal's lookup grows with the run's files. The
     array is one JSON literal (Spark folds it into a constant once): a literal per file would be
@@ -190,7 +192,7 @@ def with_output_partition(df: DataFrame, run_id: str, timestamp_column: str,
         "run_id": F.lit(run_id)})
 
 
-def flag_duplicates(df: DataFrame, keys: tuple[str, ...], within: list[str] = ()) -> DataFrame:
+def flag_duplicates(df: DataFrame, keys: tuple[str, ...], within: Sequence[str] = ()) -> DataFrame:
     """Among good rows with the same key in the same output partition (`within`), all but the
     first are duplicates (earliest file wins). Scoping by output partition is what lets the job
     dedup and lay out files with one shuffle instead of two."""

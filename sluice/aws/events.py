@@ -129,6 +129,8 @@ class RuleTargetDelivery:
             return True
         started = time.monotonic()
         try:
+            if self.handler is None:  # logged and retried like any failed invocation
+                raise LookupError(f"no handler for the Lambda target {self.target.target}")
             result = self.handler(payload, FakeContext(self.function_name))
         except Exception as error:
             attempt = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
@@ -236,7 +238,7 @@ def _transform_input_as_aws_does() -> None:
         return json.loads(text)
 
     parse.sluice_patched = True  # type: ignore[attr-defined]
-    EventTemplateParser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
+    EventTemplateParser.parse = staticmethod(parse)
 
 
 

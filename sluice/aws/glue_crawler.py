@@ -264,4 +264,4 @@ def _last_crawl_as_aws_reports_it() -> None:
         return data
 
     as_dict.sluice_patched = True  # type: ignore[attr-defined]
-    FakeCrawler.as_dict = as_dict  # type: ignore[method-assign]
+    FakeCrawler.as_dict = as_dict

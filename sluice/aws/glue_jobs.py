@@ -33,7 +33,7 @@ from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.aws.events import put_event
 from sluice.aws.iam import Principal
 from sluice.aws.iam_hook import acting_as, client_as
-from sluice.faults import JOB_THREAD, InjectedTimeout
+from sluice.faults import IN_JOB_RUN, JOB_THREAD, InjectedTimeout
 from sluice.timeline import Timeline
 
 ACTIVE = ("STARTING", "RUNNING")
@@ -188,7 +188,11 @@ class GlueJobRunner:
             if self.fail_next is not None:
                 error, self.fail_next = self.fail_next, None
                 raise error
-            summary = self._load_script().main(argv, spark=self.spark)
+            token = IN_JOB_RUN.set(True)
+            try:
+                summary = self._load_script().main(argv, spark=self.spark)
+            finally:
+                IN_JOB_RUN.reset(token)
             state, message = "SUCCEEDED", "Job run succeeded"
             detail = ", ".join(f"{k}={v}" for k, v in summary.to_dict()["totals"].items())
         except InjectedTimeout as error:

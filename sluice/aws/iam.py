@@ -36,7 +36,7 @@ from sluice.aws.emulator import ACCOUNT_ID
 @dataclass
 class Policy:
     name: str
-    document: dict[str, Any]
+    document: Mapping[str, Any]
 
 
 @dataclass
@@ -247,13 +247,17 @@ class Call:
         return f"an Allow of {self.action} on {self.resource} in {self.principal}'s policies"
 
 
+# A Call's fields but its count: (principal, operation, action, resource, allowed, statement, reason).
+CallKey = tuple[str, str, str, str, bool, str | None, str]
+
+
 class Audit:
     """Every decision, counted once per (principal, operation, action, resource, outcome): a
     runtime left up for days polls its queues millions of times."""
 
     def __init__(self, principals: Mapping[str, Principal] | None = None) -> None:
         self.principals: dict[str, Principal] = {p.name: p for p in (principals or {}).values()}
-        self._calls: dict[tuple, int] = {}
+        self._calls: dict[CallKey, int] = {}
         self._unmapped: set[str] = set()
         self._lock = threading.Lock()
         self.version = 0  # bumps on every new kind of call: when to write the audit out again

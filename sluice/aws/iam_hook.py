@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.config import Config
 
 from sluice.aws import iam_requests
@@ -165,7 +166,7 @@ class Enforcer:
 
 
 def _response(status: int) -> AWSResponse:
-    return AWSResponse("http://sluice-iam.local", status, {}, None)
+    return AWSResponse("http://sluice-iam.local", status, HTTPHeaders(), None)
 
 
 def _denial(service: str, operation: str, principal: Principal, action: str, resource: str,
@@ -195,6 +196,8 @@ def service_principal(service: str) -> Principal:
 def client_as(principal: Principal | None, service: str, endpoint: str | None = None) -> Any:
     """A client of boto3's default session (where the enforcer is installed) that acts as
     `principal` in every thread it is used from, as a client made from a role's credentials does."""
+    # The service is a name known only at run time: none of the stubs' per-service overloads applies.
+    make_client: Any = boto3.client
     with acting_as(principal):
-        return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
-                            config=Config(retries={"mode": "standard", "max_attempts": 3}))
+        return make_client(service, endpoint_url=endpoint, region_name=REGION,
+                           config=Config(retries={"mode": "standard", "max_attempts": 3}))

@@ -213,12 +213,15 @@ def _linear_sqs_scans() -> None:
 
     def within_retention(self: SQSBackend, queue_name: str, message: Any) -> bool:
         # moto computed every attribute of the queue (three full scans) for each message received
-        retention = int(self.get_queue(queue_name).message_retention_period)
+        queue = self.get_queue(queue_name)
+        # moto sets a queue's attributes by name (setattr from the request's attribute names)
+        retention = int(queue.message_retention_period)  # type: ignore[attr-defined]
         return retention + message.sent_timestamp / 1000 > unix_time_millis() / 1000
 
-    Queue.messages = property(visible_now)
-    Queue.approximate_number_of_messages_not_visible = property(in_flight)
-    Queue.approximate_number_of_messages_delayed = property(delayed)
+    # These replace moto's properties with properties: the stubs see a method's type on the class.
+    Queue.messages = property(visible_now)  # type: ignore[assignment]
+    Queue.approximate_number_of_messages_not_visible = property(in_flight)  # type: ignore[assignment]
+    Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment]
     SQSBackend.is_message_valid_based_on_retention_period = within_retention
     Queue.sluice_fast = True  # type: ignore[attr-defined]
 

@@ -18,17 +18,24 @@ from sluice.runtime import Runtime
 from sluice.stack.deploy import local_parameters
 from sluice.timeline import Timeline
 
+# A test waits for crawl pacing and message redelivery like a user does, only on a shorter clock:
+# crawls at most every 2 s while files are in flight, and a message a busy crawler turned away comes
+# back after 4 s (both within what the template and Lambda accept: visibility >= function timeout).
+PACED = {"CrawlIntervalSeconds": "2", "IngestVisibilityTimeoutSeconds": "4"}
+
 
 @contextmanager
 def started_runtime(state: Path, schedule_every: float | None = None, persist: bool = False,
-                    **parameters: str) -> Iterator[Runtime]:
+                    denials_expected: bool = False, **parameters: str) -> Iterator[Runtime]:
     """The one way the end-to-end tests start a runtime: quiet, samconfig's [local] parameters with
-    `parameters` on top, and Spark up before the first test runs."""
+    `parameters` on top (PACED by default), and Spark up before the first test runs."""
     with Runtime(state_dir=state, timeline=Timeline(quiet=True), schedule_every=schedule_every,
-                 parameters={**local_parameters(), **parameters}, persist=persist) as rt:
+                 parameters={**local_parameters(), **PACED, **parameters}, persist=persist) as rt:
         for job in rt.jobs:
             assert job.ready.wait(timeout=180), "Spark did not start"
         yield rt
+        # IAM is enforced: no call or delivery was denied that a test did not ask for
+        assert denials_expected or rt.audit.denied() == [], rt.audit.denied()
 
 
 def orders_csv(n: int, start: int = 0, day: str = "2026-11-24") -> bytes:

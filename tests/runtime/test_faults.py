@@ -18,14 +18,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sluice.runtime import Runtime, redrive
-from sluice.stack.deploy import local_parameters
-from sluice.timeline import Timeline
 from tests.runtime.conftest import (
     assert_each_row_once,
     emails,
     ledger_items,
     orders_csv,
     put,
+    started_runtime,
     wait,
     wait_for_email,
 )
@@ -38,13 +37,8 @@ FAST = {"IngestVisibilityTimeoutSeconds": "4", "IngestMaxReceiveCount": "4", "Cr
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory) -> Iterator[Runtime]:
-    state = tmp_path_factory.mktemp("sluice-faults")
-    with Runtime(state_dir=state, timeline=Timeline(quiet=True), schedule_every=2,
-                 parameters={**local_parameters(), **FAST}) as rt:
-        assert rt.jobs[0].ready.wait(timeout=180), "Spark did not start"
+    with started_runtime(tmp_path_factory.mktemp("sluice-faults"), schedule_every=2, **FAST) as rt:
         yield rt
-        # enforcement is on: no call or delivery was denied that a test did not ask for
-        assert rt.audit.denied() == [], rt.audit.denied()
 
 
 def _put_orders(rt: Runtime, table: str, files: int, rows: int = 10) -> set[str]:

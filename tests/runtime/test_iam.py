@@ -20,14 +20,13 @@ from sluice.aws.glue_crawler import failed_event
 from sluice.aws.iam import Policy, Principal, denial_report
 from sluice.aws.sqs import MappingRefused, SqsEventSource, refused_notification_destinations
 from sluice.runtime import Runtime
-from sluice.timeline import Timeline
-from tests.runtime.conftest import ledger_items, orders_csv, put
+from tests.runtime.conftest import ledger_items, orders_csv, put, started_runtime
 
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory) -> Iterator[Runtime]:
-    with Runtime(state_dir=tmp_path_factory.mktemp("sluice-iam"), timeline=Timeline(quiet=True),
-                 schedule_every=2) as rt:
+    with started_runtime(tmp_path_factory.mktemp("sluice-iam"), schedule_every=2,
+                         denials_expected=True) as rt:  # these tests take grants away
         yield rt
 
 

