@@ -104,8 +104,18 @@ def test_a_json_lines_dataset_is_placed_by_its_own_timestamp_column(runtime):
 
 
 def test_a_section_naming_a_missing_column_fails_its_table_alone(runtime):
-    put(runtime, "wrong_column/a.csv", orders_csv(6, start=500))  # has event_time, not created_at
-    put(runtime, "right_column/a.csv", orders_csv(4, start=600))
+    # Both files in one run: they are recorded while a crawl is under way, so the next crawl
+    # catalogues both and the run it triggers claims both.
+    crawler = runtime.crawlers[0]
+    crawler.paused.set()
+    try:
+        runtime.aws.client("glue").start_crawler(Name=crawler.name)
+        put(runtime, "wrong_column/a.csv", orders_csv(6, start=500))  # has event_time, not created_at
+        put(runtime, "right_column/a.csv", orders_csv(4, start=600))
+        wait(runtime, "wrong_column", 1, states=("PENDING",))
+        wait(runtime, "right_column", 1, states=("PENDING",))
+    finally:
+        crawler.paused.clear()
     [failed] = wait(runtime, "wrong_column", 1)
     [done] = wait(runtime, "right_column", 1)
     assert (done["state"], done.get("rows_out")) == ("DONE", 4), done.get("reason")
