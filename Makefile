@@ -28,8 +28,10 @@ $(STAMP): requirements-dev.txt requirements-lock.txt pyproject.toml
 run: $(STAMP) ## the whole pipeline offline: start it, ingest samples/, wait for the email, show the output
 	$(BIN)/sluice demo
 
+# The end-to-end modules mostly wait (crawl pacing, redelivery, Spark): four workers overlap the
+# waits on two cores; a module stays on one worker, since its runtime is module-scoped.
 test: $(STAMP) ## every test, offline (unit, functions, template, Glue job, local runtime end to end)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist loadfile
 
 test-fast: $(STAMP) ## the tier to run while you type: pure and moto-backed tests, no Spark, no runtime
 	$(BIN)/python -m pytest -m "not spark and not slow" tests/unit tests/integration tests/functions \

@@ -26,8 +26,10 @@ def emulator():
 
 @pytest.fixture
 def aws(emulator: Emulator) -> Emulator:
-    """A clean emulated account for this test."""
+    """A clean emulated account for this test, the one the process's boto3 clients reach (an
+    end-to-end module run earlier in this worker pointed them at its own runtime)."""
     emulator.reset()
+    emulator.point_process_here()
     return emulator
 
 
