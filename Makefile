@@ -65,11 +65,20 @@ invoke-start-job: build ## sam local invoke StartJobFunction (needs Docker); EVE
 	  -e $(or $(EVENT),events/crawler-succeeded.json)
 
 GLUE_IMAGE ?= public.ecr.aws/glue/aws-glue-libs:5
+# As AWS's "Develop and test AWS Glue jobs locally using a Docker image" runs pytest: the checkout
+# mounted at /home/hadoop/workspace, the image's bash entrypoint given -c. Our folders go in front
+# of the image's own PYTHONPATH (its pyspark and awsglue live there), the tests' own packages are
+# installed at the lock's versions (not pyspark or awsglue: the image's are Glue 5.0's), the job is
+# told --storage local (the tests' emulator, never real AWS), and fake credentials keep every call
+# local. Checked line by line against that page; it cannot run here (no Docker engine).
+GLUE_TEST_PACKAGES = boto3 "moto[server,s3,sqs,dynamodb,events,glue,sns,iam]" aws-sam-translator \
+  aws-lambda-powertools pyarrow rich chispa pytest
 glue-test-docker: ## the Glue job's tests inside AWS's Glue 5.0 image (needs Docker)
-	docker run --rm -v "$(CURDIR)":/home/hadoop/workspace -w /home/hadoop/workspace \
-	  -e PYTHONPATH=/home/hadoop/workspace/glue:/home/hadoop/workspace/functions/ledger_layer:/home/hadoop/workspace \
-	  --entrypoint bash $(GLUE_IMAGE) -c \
-	  "pip3 install --user -q moto[server,s3,dynamodb,glue]==5.2.5 chispa pytest && python3 -m pytest -p no:cacheprovider tests/glue"
+	docker run --rm -v "$(CURDIR)":/home/hadoop/workspace --workdir /home/hadoop/workspace \
+	  -e AWS_ACCESS_KEY_ID=testing -e AWS_SECRET_ACCESS_KEY=testing -e AWS_DEFAULT_REGION=us-east-1 \
+	  $(GLUE_IMAGE) -c 'export PYTHONPATH=/home/hadoop/workspace/glue:/home/hadoop/workspace/functions/ledger_layer:/home/hadoop/workspace:$$PYTHONPATH \
+	    && pip3 install --user -q -c requirements-lock.txt $(GLUE_TEST_PACKAGES) \
+	    && python3 -m pytest -p no:cacheprovider -o addopts="-ra --strict-markers --import-mode=importlib" tests/glue'
 
 bench: $(STAMP) ## every benchmark in bench/ (prints ratios; nothing here is a pass/fail test)
 	$(BIN)/python bench/bench_cold_import.py
