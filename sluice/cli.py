@@ -36,8 +36,9 @@ from sluice.aws.emulator import FAKE_CREDENTIALS, REGION
 from sluice.aws.iam import denial_report
 from sluice.aws.sns import read_outbox
 from sluice.faults import FAULTS, Faults
-from sluice.runtime import STATE_DIR, Runtime, collect_status, redrive
+from sluice.runtime import STATE_DIR, Runtime
 from sluice.stack.template import ROOT
+from sluice.status import collect_status, redrive
 from sluice.timeline import unwrapped_console
 
 SAMPLES = ROOT / "samples"

@@ -15,16 +15,13 @@ import os
 import shutil
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger import ACTIVE_JOB_RUN_STATES, State
-from ledger.table import DynamoLedger
 from sluice import persistence
 from sluice.aws.awslambda import as_role, load_handler, load_module
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
-from sluice.aws.events import RuleTargetDelivery, failed_invocations, rate_seconds
+from sluice.aws.events import RuleTargetDelivery, rate_seconds
 from sluice.aws.glue_crawler import CrawlerRunner
 from sluice.aws.glue_jobs import GlueJobRunner, hold_job_runs_in_starting
 from sluice.aws.iam import Audit
@@ -34,6 +31,7 @@ from sluice.aws.sqs import SqsEventSource, refused_notification_destinations
 from sluice.faults import Faults
 from sluice.stack.deploy import Stack, deploy, local_parameters
 from sluice.stack.template import ROOT, SamApp
+from sluice.status import collect_status
 from sluice.timeline import Timeline
 
 STATE_DIR = ROOT / ".sluice"
@@ -243,70 +241,3 @@ def _topic_key(stack: Stack, topic_arn: str) -> str | None:
 def _of_type(app: SamApp, stack: Stack, resource_type: str) -> list[dict]:
     return [{**stack.resources[lid], "_logical_id": lid} for lid, r in app.resources.items()
             if r["Type"] == resource_type and lid in stack.resources]
-
-
-def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint: str,
-                   outbox: Path, stuck_after_s: int, iam: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One JSON-able picture of the pipeline, read from the emulator through its API only (so it
-    works from another process too); `iam` is the runtime's audit (Audit.to_dict())."""
-    sqs = client("sqs")
-
-    def depth(url: str) -> int:
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return sum(int(v) for v in attributes.values())
-
-    ledger = DynamoLedger(resource("dynamodb").Table(outputs["LedgerTableName"]))
-    glue = client("glue")
-    pages = glue.get_paginator("get_job_runs").paginate(JobName=outputs["EtlJobName"])
-    runs = [r for page in pages for r in page["JobRuns"]]
-    states = [r["JobRunState"] for r in runs]
-    # A run past the job's Timeout should have been settled TIMEOUT; a file CLAIMED that long
-    # belongs to a run that no longer holds it.
-    job = glue.get_job(JobName=outputs["EtlJobName"])["Job"]
-    overdue = datetime.now(UTC) - timedelta(minutes=int(job.get("Timeout") or 2880))
-    failed = [{"key": i["key"], "reason": i.get("reason", "")} for i in ledger.by_state(State.FAILED)]
-    old = datetime.now(UTC) - timedelta(seconds=stuck_after_s)
-    stuck = [{"key": i["key"], "since": i["updated_at"]} for i in ledger.by_state(State.PENDING, old)]
-    return {
-        "endpoint": endpoint,
-        "raw_bucket": outputs["RawBucketName"],
-        "processed_bucket": outputs["ProcessedBucketName"],
-        "artifacts_bucket": outputs["ArtifactsBucketName"],
-        "ledger": ledger.count_by_state(),
-        "failed_files": failed,
-        "stuck_pending": stuck,  # older than sweep age + sweep interval: the sweeper is not keeping up
-        "stuck_runs": [{"id": r["Id"], "state": r["JobRunState"], "since": str(r["StartedOn"])}
-                       for r in runs if r["JobRunState"] in ACTIVE_JOB_RUN_STATES
-                       and _aware(r["StartedOn"]) < overdue],
-        "stuck_claimed": [{"key": i["key"], "run_id": i.get("run_id", ""), "since": i["updated_at"]}
-                          for i in ledger.by_state(State.CLAIMED, overdue)],
-        "failed_invocations": failed_invocations(client("cloudwatch")),  # per rule: denied deliveries
-        "iam": iam or {},
-        "job_runs": {"total": len(states), "active": sum(s in ACTIVE_JOB_RUN_STATES for s in states),
-                     "finished": sum(s not in ACTIVE_JOB_RUN_STATES for s in states),
-                     "by_state": {s: states.count(s) for s in sorted(set(states))}},
-        "queues": {"ingest": depth(outputs["IngestQueueUrl"]), "ingest_dlq": depth(outputs["IngestDLQUrl"])},
-        "emails": len(list(outbox.glob("*.eml"))) if outbox.exists() else 0,
-        "outbox": str(outbox),
-    }
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def redrive(client: Any, resource: Any, outputs: dict[str, str]) -> dict[str, int]:
-    """Recover what is stuck: messages in the ingest DLQ go back to the ingest queue (a file
-    already recorded is recognised as a duplicate event there), and FAILED files go back to
-    PENDING for the sweeper or the next crawl to claim."""
-    sqs = client("sqs")
-    moved = 0
-    while messages := sqs.receive_message(QueueUrl=outputs["IngestDLQUrl"],
-                                          MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            sqs.send_message(QueueUrl=outputs["IngestQueueUrl"], MessageBody=message["Body"])
-            sqs.delete_message(QueueUrl=outputs["IngestDLQUrl"], ReceiptHandle=message["ReceiptHandle"])
-            moved += 1
-    retried = DynamoLedger(resource("dynamodb").Table(outputs["LedgerTableName"])).retry_failed()
-    return {"messages": moved, "failed_files": retried}

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sluice.runtime import Runtime, redrive
+from sluice.runtime import Runtime
+from sluice.status import redrive
 from tests.runtime.conftest import (
     assert_each_row_once,
     emails,

@@ -93,6 +93,28 @@ def test_failing_job_emails_failed_and_returns_files_to_pending(runtime):
     assert (second["state"], int(second["attempts"])) in {("PENDING", 1), ("CLAIMED", 1), ("DONE", 1)}
 
 
+
+def test_a_job_error_of_any_shape_is_emailed_and_the_pipeline_goes_on(runtime):
+    """Spark's errors are multi-line, quoted and long: the Job State Change event carrying one
+    still reaches StartJobFunction (its files released) and the email, and the next file is
+    processed (one bad run used to wedge the local pipeline)."""
+    message = ("AnalysisException: [UNRESOLVED_COLUMN.WITH_SUGGESTION] A column \"event_time\" cannot be "
+               "resolved.\n'Project ['event_time]\n+- Relation [user_id#1,\tts#2] csv\n" + "x" * 5000)
+    put(runtime, "shapes/first.csv", orders_csv(5, start=7000))
+    wait(runtime, "shapes", 1)  # the table exists now
+    runtime.jobs[0].fail_next = RuntimeError(message)
+    before = len(emails(runtime))
+    put(runtime, "shapes/second.csv", orders_csv(5, start=7100))
+    email = wait_for_email(runtime, "FAILED", before)
+    assert "UNRESOLVED_COLUMN" in email and "'Project ['event_time]" in email
+    deadline = time.monotonic() + 60
+    while int(_item(runtime, "shapes/second.csv").get("attempts", 0)) == 0:
+        assert time.monotonic() < deadline, "the failed run's file was never released"
+        time.sleep(0.2)
+    put(runtime, "shapes/third.csv", orders_csv(5, start=7200))
+    items = wait(runtime, "shapes", 3, states=("DONE",), timeout=120)
+    assert sorted(i["key"] for i in items) == ["shapes/first.csv", "shapes/second.csv", "shapes/third.csv"]
+
 def _item(runtime, key: str) -> dict:
     return next(i for i in ledger_items(runtime, key.split("/")[0]) if i["key"] == key)
 
