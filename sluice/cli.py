@@ -35,11 +35,14 @@ from rich.console import Console
 from sluice.aws.emulator import FAKE_CREDENTIALS, REGION
 from sluice.aws.iam import denial_report
 from sluice.aws.sns import read_outbox
+from sluice.aws.sqs import MappingRefused
 from sluice.faults import FAULTS, Faults
 from sluice.runtime import STATE_DIR, Runtime
+from sluice.stack.rules import CreateRuleError
 from sluice.stack.template import ROOT
 from sluice.status import collect_status, redrive
 from sluice.timeline import unwrapped_console
+from sluice_glue.datasets import SettingsError
 
 SAMPLES = ROOT / "samples"
 SAMPLE_DATASETS = ("orders", "orders_api", "sensors", "clicks")
@@ -73,9 +76,16 @@ def main(argv: list[str] | None = None) -> int:
                                     "for the sweeper or the next crawl to claim.")
     commands.add_parser("down", help="stop `sluice up`")
     args = parser.parse_args(argv)
-    return {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
-            "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down, "iam": cmd_iam,
-            "datasets": cmd_datasets}[args.command](args)
+    command = {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
+               "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down, "iam": cmd_iam,
+               "datasets": cmd_datasets}[args.command]
+    try:
+        return command(args)
+    except (CreateRuleError, SettingsError, MappingRefused) as refusal:
+        # What AWS (or the job's settings check) would refuse: the message names the resource or
+        # dataset and the rule; a traceback would only hide it.
+        print(f"sluice {args.command}: {refusal}", file=sys.stderr)
+        return 2
 
 
 # --- the runtime in this process ---------------------------------------------------------------

@@ -33,14 +33,6 @@ FAKE_CREDENTIALS = {
 }
 
 
-
-
-
-
-
-
-
-
 def _route_without_listing_moto() -> None:
     """moto's server lists its own package directory (os.listdir, ~200 stat calls) to route every
     request; the answer never changes while it runs."""
@@ -52,10 +44,6 @@ def _route_without_listing_moto() -> None:
         cached = functools.cache(lambda listing=backends.list_of_moto_modules: tuple(listing()))
         cached.sluice_cached = True  # type: ignore[attr-defined]
         backends.list_of_moto_modules = cached
-
-
-
-
 
 
 def _untracked_models() -> None:

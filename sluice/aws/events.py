@@ -241,7 +241,6 @@ def _transform_input_as_aws_does() -> None:
     EventTemplateParser.parse = staticmethod(parse)
 
 
-
 def _substituted(value: Any) -> str:
     """A string goes in escaped for JSON (it sits inside the template's quotes); objects and
     arrays as JSON; numbers and booleans as JSON literals."""

@@ -180,7 +180,9 @@ def _dead_letter_retention(t: _Template) -> Iterator[Refusal]:
     """A standard queue's message expires by its original enqueue time, also in the DLQ: "always
     set the retention period of a dead-letter queue to be longer than the retention period of the
     original queue" (docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
-    setting-up-dead-letter-queue-retention.html)."""
+    setting-up-dead-letter-queue-retention.html). AWS accepts such a queue - this is AWS's advice,
+    not its refusal - but a message moved there could expire on arrival and be lost, so Sluice's
+    own deploy refuses it, as the issue that added these rules asked."""
     for lid, props in t.of_type("AWS::SQS::Queue"):
         dlq = t.by_arn(str(props.get("RedrivePolicy", {}).get("deadLetterTargetArn", "")))
         kept, source = _n(dlq[1], "MessageRetentionPeriod") if dlq else 0, _n(props, "MessageRetentionPeriod")

@@ -1,7 +1,7 @@
 """S3 operations that StartJobFunction, the Glue job and the local runtime each need: deleting a
 prefix (a run's output or quarantine folder), a run's folders anywhere under a table, and reading
 a run's summary. Tested against the
-emulator in tests/integration/test_ledger_s3.py."""
+emulator in tests/integration/test_ledger_adapters.py."""
 
 from __future__ import annotations
 
