@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 
 from sluice.aws.sns import read_outbox
 from sluice.faults import FAULTS
-from sluice.runtime import Runtime, redrive
+from sluice.runtime import Runtime
+from sluice.status import redrive
 from sluice.timeline import Timeline
 
 from ledger.table import DynamoLedger  # isort: skip  (importable once sluice is imported)

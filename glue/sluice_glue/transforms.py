@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from functools import reduce
+from urllib.parse import unquote
 
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession, Window
 from pyspark.sql import functions as F
@@ -77,17 +78,18 @@ def header_names(first_line: str, delimiter: str) -> list[str] | None:
 
 
 def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
-    """`_file`: the manifest index of the file each row came from, by the path Spark reports
-    (input_file_name) decoded: `paths` holds real paths (s3://bucket/key, file:///staged/key).
-
-    Spark 3.5 reports a file as its URI (Hadoop Path.toUri): a space is %20, "%" is %25, while
-    "=", "+" and non-ASCII letters stay as they are. url_decode is a form decoder ("+" would
-    become a space), so "+" is escaped first; what is left is exact percent-decoding. A
-    broadcast join, not a map literal: looking up a map literal compares the key with every
+    """`_file`: the manifest index of the file each row came from. `paths` holds real paths
+    (s3://bucket/key, file:///staged/key); Spark reports a file (input_file_name, and the same
+    string in DataFrame.inputFiles) as its URI, Hadoop's Path.toUri: a space is %20, "%" is %25,
+    while "=", "+" and non-ASCII letters stay as they are. So each name Spark reports is decoded
+    once per file, here in the driver (percent-decoding, which leaves "+" alone), and rows are
+    joined on the name as reported: no per-row decoding. A name that decodes to no manifest path
+    leaves the row's `_file` null, which fails the table (its files go back with the reason; never DONE with 0 rows).
+    A broadcast join, not a map literal: looking up a map literal compares the key with every
     entry, and a run can hold hundreds of files."""
-    index = df.sparkSession.createDataFrame(list(paths.items()), "_path string, _file int")
-    decoded = F.url_decode(F.regexp_replace(F.input_file_name(), r"\+", "%2B"))
-    return df.withColumn("_path", decoded).join(F.broadcast(index), "_path", "left").drop("_path")
+    reported = {name: paths[unquote(name)] for name in df.inputFiles() if unquote(name) in paths}
+    index = df.sparkSession.createDataFrame(list(reported.items()), "_path string, _file int")
+    return df.withColumn("_path", F.input_file_name()).join(F.broadcast(index), "_path", "left").drop("_path")
 
 
 def with_partition_values(df: DataFrame, keys: list[str], values: dict[int, dict[str, str]]) -> DataFrame:
