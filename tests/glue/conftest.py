@@ -10,8 +10,11 @@ from ledger.table import DynamoLedger
 RAW, PROCESSED, ARTIFACTS = "raw-bucket-test", "processed-bucket-test", "artifacts-bucket-test"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def spark():
+    """The process's SparkSession (getOrCreate: the same one from test to test, warm). Asked for
+    per test because an end-to-end module that ran earlier in the same xdist worker stops the
+    session its runtime used when it stops."""
     from sluice.aws.glue_jobs import spark_session
 
     session = spark_session("sluice-tests")
