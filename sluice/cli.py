@@ -76,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                                     "for the sweeper or the next crawl to claim.")
     commands.add_parser("down", help="stop `sluice up`")
     args = parser.parse_args(argv)
-    command = {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
+    handler = {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
                "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down, "iam": cmd_iam,
                "datasets": cmd_datasets}[args.command]
     try:
-        return command(args)
+        return handler(args)
     except (CreateRuleError, SettingsError, MappingRefused) as refusal:
         # What AWS (or the job's settings check) would refuse: the message names the resource or
         # dataset and the rule; a traceback would only hide it.

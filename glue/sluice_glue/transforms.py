@@ -84,7 +84,8 @@ def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
     while "=", "+" and non-ASCII letters stay as they are. So each name Spark reports is decoded
     once per file, here in the driver (percent-decoding, which leaves "+" alone), and rows are
     joined on the name as reported: no per-row decoding. A name that decodes to no manifest path
-    leaves the row's `_file` null, which fails the table (its files go back with the reason; never DONE with 0 rows).
+    leaves the row's `_file` null, which fails the table (its files go back with the reason,
+    never DONE with 0 rows).
     A broadcast join, not a map literal: looking up a map literal compares the key with every
     entry, and a run can hold hundreds of files."""
     reported = {name: paths[unquote(name)] for name in df.inputFiles() if unquote(name) in paths}
