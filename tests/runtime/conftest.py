@@ -6,9 +6,10 @@ import csv
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -139,3 +140,11 @@ def assert_each_row_once(rt: Runtime, table: str, expected_ids: set[str]) -> Non
         len(ids) + len(quarantined_rows(rt, table)) + sum(int(i.get("rows_duplicate", 0)) for i in items))
 
 
+def eventually(check: Callable[[], Any], timeout: float = 60) -> Any:
+    """check()'s first truthy answer, asked every 0.2 s for up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s")

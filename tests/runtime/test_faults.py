@@ -22,6 +22,7 @@ from sluice.status import redrive
 from tests.runtime.conftest import (
     assert_each_row_once,
     emails,
+    eventually,
     ledger_items,
     orders_csv,
     put,
@@ -160,14 +161,6 @@ def _claimed(rt: Runtime, dataset: str) -> list[dict]:
     return [i for i in ledger_items(rt, dataset) if i["state"] == "CLAIMED"]
 
 
-def _wait_for(check, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
-
 
 def test_a_run_past_the_job_timeout_is_settled_timeout_and_shown_stuck_until_then(runtime):
     from sluice.aws.glue_jobs import _moto_job_runs
@@ -177,7 +170,7 @@ def test_a_run_past_the_job_timeout_is_settled_timeout_and_shown_stuck_until_the
     job.paused.set()  # runs wait in STARTING, as when Glue has no worker for them
     try:
         put(runtime, "stuck_run/f.csv", orders_csv(5))
-        [item] = _wait_for(lambda: _claimed(runtime, "stuck_run"))
+        [item] = eventually(lambda: _claimed(runtime, "stuck_run"))
         table = runtime.aws.resource("dynamodb").Table(runtime.stack.outputs["LedgerTableName"])
         table.update_item(Key={"file_id": item["file_id"]}, UpdateExpression="SET updated_at = :t",
                           ExpressionAttributeValues={":t": "2000-01-01T00:00:00+00:00"})
@@ -188,7 +181,7 @@ def test_a_run_past_the_job_timeout_is_settled_timeout_and_shown_stuck_until_the
         assert "TIMEOUT" in wait_for_email(runtime, "TIMEOUT", before)
         assert job.finished[run.job_run_id] == "TIMEOUT"
         # StartJobFunction heard the TIMEOUT: the file left the run that never ran
-        _wait_for(lambda: all(i.get("run_id") != item["run_id"] or i["state"] != "CLAIMED"
+        eventually(lambda: all(i.get("run_id") != item["run_id"] or i["state"] != "CLAIMED"
                               for i in ledger_items(runtime, "stuck_run")))
     finally:
         job.paused.clear()
@@ -207,5 +200,5 @@ def test_the_job_runner_survives_an_exception_and_serves_the_next_run(runtime):
     before = len(emails(runtime))
     put(runtime, "runner_bug/f.csv", orders_csv(5))
     assert "runner bug" in wait_for_email(runtime, "FAILED", before)  # the run was still announced
-    _wait_for(lambda: len(job.finished) > seen + 1, timeout=90)  # and a later run was served
+    eventually(lambda: len(job.finished) > seen + 1, timeout=90)  # and a later run was served
     assert wait(runtime, "runner_bug", 1, timeout=90)

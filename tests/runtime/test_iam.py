@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -20,7 +20,7 @@ from sluice.aws.glue_crawler import failed_event
 from sluice.aws.iam import Policy, Principal, denial_report
 from sluice.aws.sqs import MappingRefused, SqsEventSource, refused_notification_destinations
 from sluice.runtime import Runtime
-from tests.runtime.conftest import ledger_items, orders_csv, put, started_runtime
+from tests.runtime.conftest import eventually, ledger_items, orders_csv, put, started_runtime
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +57,6 @@ def statement_taken_away(rt: Runtime, resource: str, sid: str) -> Iterator[dict]
         document["Statement"].append(statement)
 
 
-def wait_for(check: Callable[[], object], timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
-
 
 def denied(rt: Runtime, principal: str, action: str) -> list[dict]:
     return [d for d in rt.status()["iam"]["denied"]
@@ -73,7 +65,8 @@ def denied(rt: Runtime, principal: str, action: str) -> list[dict]:
 
 def assert_named(rt: Runtime, principal: str, action: str, resource_part: str) -> None:
     """What `sluice demo` prints (and exits 1 on) names principal, action, resource and grant."""
-    denial = wait_for(lambda: [d for d in denied(rt, principal, action) if resource_part in d["resource"]])[0]
+    denial = eventually(
+        lambda: [d for d in denied(rt, principal, action) if resource_part in d["resource"]])[0]
     report = denial_report([denial])
     assert principal in report and action in report and denial["resource"] in report
     assert "missing:" in report and action in denial["missing_grant"]
@@ -134,7 +127,7 @@ def test_a_delivery_to_the_topic_without_its_grant_is_a_failed_invocation(runtim
     before = _failed_invocations(runtime)
     with statement_taken_away(runtime, arn, sid):
         _crawler_failed(runtime)
-        wait_for(lambda: _failed_invocations(runtime) > before)
+        eventually(lambda: _failed_invocations(runtime) > before)
         assert_named(runtime, "events.amazonaws.com", action, arn)
 
 
@@ -146,7 +139,7 @@ def test_a_key_policy_conditioned_on_the_source_account_lets_no_email_through(ru
     before = _failed_invocations(runtime)
     try:
         _crawler_failed(runtime)
-        wait_for(lambda: _failed_invocations(runtime) > before)
+        eventually(lambda: _failed_invocations(runtime) > before)
     finally:
         del statement["Condition"]
     assert any(d["resource"] == key for d in runtime.status()["iam"]["denied"])
