@@ -28,6 +28,7 @@ Last line: ratio_vs_spark_copy=X.XX ratio_vs_duckdb=Y.YY rows=N scaling_vs_copy=
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import shutil
 import statistics
@@ -199,6 +200,9 @@ def driver_run(files: int, delay_s: float) -> None:
         boto3.DEFAULT_SESSION.events.register("before-send", lambda **_: time.sleep(delay_s))
         logs: list[float] = []
         original = runlog.RunLog.event
+        phases = logging.StreamHandler(sys.stderr)  # the run's phases, one JSON line each
+        runlog.LOGGER.addHandler(phases)
+        runlog.LOGGER.setLevel(logging.INFO)
 
         def event(self, name, level=20, **fields):  # the run's own measure of its driver time
             if name == "done":
