@@ -23,6 +23,8 @@ from sluice.timeline import Timeline
 # crawls at most every 2 s while files are in flight, and a message a busy crawler turned away comes
 # back after 4 s (both within what the template and Lambda accept: visibility >= function timeout).
 PACED = {"CrawlIntervalSeconds": "2", "IngestVisibilityTimeoutSeconds": "4"}
+# The fault modules' clock: also 4 receives before the DLQ and a sweep of files pending 3 s.
+FAULT_CLOCK = {**PACED, "IngestMaxReceiveCount": "4", "SweepAfterSeconds": "3"}
 
 
 @contextmanager
@@ -148,3 +150,10 @@ def eventually(check: Callable[[], Any], timeout: float = 60) -> Any:
             return found
         time.sleep(0.2)
     raise AssertionError(f"not within {timeout} s")
+
+
+def put_orders(rt: Runtime, table: str, files: int, rows: int = 10) -> set[str]:
+    """`files` CSV files of orders under table/; the order ids they hold."""
+    for f in range(files):
+        put(rt, f"{table}/part-{f}.csv", orders_csv(rows, start=f * rows))
+    return {f"o-{i:06d}" for i in range(files * rows)}
