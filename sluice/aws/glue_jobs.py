@@ -29,6 +29,7 @@ from typing import Any
 from moto.glue.models import glue_backends
 from moto.moto_api import state_manager
 
+from ledger import ACTIVE_JOB_RUN_STATES
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.aws.events import put_event
 from sluice.aws.iam import Principal
@@ -36,7 +37,6 @@ from sluice.aws.iam_hook import acting_as, client_as
 from sluice.faults import IN_JOB_RUN, JOB_THREAD, InjectedTimeout
 from sluice.timeline import Timeline
 
-ACTIVE = ("STARTING", "RUNNING")
 # What Glue 5.0 provides itself; any other module the entry script imports must come from
 # --extra-py-files ("Using Python libraries with AWS Glue", Glue developer guide).
 GLUE_PROVIDED = {"pyspark", "awsglue", "py4j", "boto3", "botocore", "pyarrow", "pandas", "numpy"}
@@ -136,7 +136,7 @@ class GlueJobRunner:
             except Exception as error:  # the runner serves later runs whatever one run did
                 self.timeline.emit("error", f"{self.job_name}: runner error {error!r}; next run")
                 with self._lock:
-                    if waiting[0].status in ACTIVE:
+                    if waiting[0].status in ACTIVE_JOB_RUN_STATES:
                         self._end(waiting[0], "FAILED", f"{type(error).__name__}: {error}")
 
     # --- the job's code, from S3 as the job's role -------------------------------------------
@@ -247,7 +247,8 @@ class GlueJobRunner:
         for run in list(_moto_job_runs(self.job_name)):
             limit = int(run.timeout or default) * 60
             with self._lock:
-                if run.status in ACTIVE and (now - _aware(run.started_on)).total_seconds() > limit:
+                overdue = (now - _aware(run.started_on)).total_seconds() > limit
+                if run.status in ACTIVE_JOB_RUN_STATES and overdue:
                     self.timeline.emit("error", f"{self.job_name} run {run.job_run_id[:12]}… TIMEOUT "
                                                 f"after {limit // 60} min in {run.status}")
                     self._end(run, "TIMEOUT", f"Job run timed out after {limit // 60} minutes "
