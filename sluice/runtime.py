@@ -27,7 +27,7 @@ from sluice.aws.glue_jobs import GlueJobRunner, hold_job_runs_in_starting
 from sluice.aws.iam import Audit
 from sluice.aws.iam_hook import Enforcer
 from sluice.aws.sns import EmailOutbox
-from sluice.aws.sqs import SqsEventSource, refused_notification_destinations
+from sluice.aws.sqs import SqsEventSource
 from sluice.faults import Faults
 from sluice.stack.deploy import Stack, deploy, local_parameters
 from sluice.stack.template import ROOT, SamApp
@@ -79,10 +79,7 @@ class Runtime:
         # Installed before any handler makes a client (clients copy the session's hooks).
         self.audit = Audit(stack.principals)
         Enforcer(self.audit, stack.resource_policies).install()
-        buckets = [stack.outputs[name] for name in persistence.BUCKET_OUTPUTS]
-        if refused := refused_notification_destinations(self.aws.client("s3"), buckets):
-            raise ValueError("S3 refuses the notification configuration (Unable to validate the "
-                             "following destination configurations): " + "; ".join(refused))
+        # (A notification S3 may not deliver was refused by deploy's create-time rules already.)
         handlers = {lid: as_role(load_handler(fn.code_dir, fn.handler, cold=True), stack.principals.get(lid))
                     for lid, fn in stack.functions.items()}
         for mapping in stack.mappings:
