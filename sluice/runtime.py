@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import persistence
-from sluice.aws.awslambda import as_role, load_handler, load_module
+from sluice.aws.awslambda import as_role, load_handler, load_module, with_timeout
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.aws.events import RuleTargetDelivery, rate_seconds
 from sluice.aws.glue_crawler import CrawlerRunner
@@ -58,7 +58,9 @@ class Runtime:
         self.crawlers: list[CrawlerRunner] = []
         self.outboxes: list[EmailOutbox] = []
         self.sources: list[SqsEventSource] = []
+        self.deliveries: list[RuleTargetDelivery] = []  # EventBridge rule targets, schedules too
         self.audit = Audit()
+        self.overruns: list[tuple[str, float]] = []  # (function, seconds) of invocations past their timeout
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -75,24 +77,26 @@ class Runtime:
         # Handlers' own JSON logs would drown the timeline; SLUICE_FUNCTION_LOG_LEVEL=INFO shows them.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("SLUICE_FUNCTION_LOG_LEVEL", "WARNING")
         self._seed_reference_data()
+        self.faults.ledger_table = stack.outputs["LedgerTableName"]
         self.faults.install()
         # Installed before any handler makes a client (clients copy the session's hooks).
         self.audit = Audit(stack.principals)
         Enforcer(self.audit, stack.resource_policies).install()
         # (A notification S3 may not deliver was refused by deploy's create-time rules already.)
-        handlers = {lid: as_role(load_handler(fn.code_dir, fn.handler, cold=True), stack.principals.get(lid))
+        handlers = {lid: with_timeout(as_role(load_handler(fn.code_dir, fn.handler, cold=True),
+                                              stack.principals.get(lid)), fn.timeout, self._overran)
                     for lid, fn in stack.functions.items()}
         for mapping in stack.mappings:
             fn = stack.functions[mapping.function]
             self.sources.append(SqsEventSource(self.aws, mapping, fn.name, handlers[fn.logical_id],
                                                self.timeline, self.faults,
                                                stack.principals.get(fn.logical_id)))
-        behaviours: list[Any] = [*self.sources]
         for target in stack.rule_targets:
             target_fn = stack.functions.get(target.target)  # None for an SNS target
-            behaviours.append(RuleTargetDelivery(self.aws, target, self.timeline, handlers.get(target.target),
-                                                 target_fn.name if target_fn else "", self.schedule_every,
-                                                 _topic_key(stack, target.target)))
+            self.deliveries.append(RuleTargetDelivery(
+                self.aws, target, self.timeline, handlers.get(target.target),
+                target_fn.name if target_fn else "", self.schedule_every, _topic_key(stack, target.target)))
+        behaviours: list[Any] = [*self.sources, *self.deliveries]
         for props in _of_type(self.app, stack, "AWS::Glue::Crawler"):
             self.crawlers.append(CrawlerRunner(self.aws, props["Name"], self.timeline,
                                                stack.principals.get(props["_logical_id"])))
@@ -147,6 +151,11 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _overran(self, function: str, seconds: float) -> None:
+        self.overruns.append((function, round(seconds, 1)))
+        self.timeline.emit("error", f"{function}: invocation ran {seconds:.1f} s, past its timeout "
+                                    "(on AWS, Lambda would have stopped it there)")
 
     def _discard_run(self, run_id: str) -> int:
         """What StartJobFunction does for a run that failed before its commit point."""

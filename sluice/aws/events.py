@@ -88,6 +88,7 @@ class RuleTargetDelivery:
         self.timeline = timeline
         self.handler = handler
         self.function_name = function_name
+        self.delivered = 0  # events delivered to the target (tests wait on it: "two more sweeps")
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
         threads = [threading.Thread(target=self._drain, args=(stop,), daemon=True,
@@ -111,6 +112,7 @@ class RuleTargetDelivery:
                 if self._deliver(message):
                     self.sqs.delete_message(QueueUrl=self.target.queue_url,
                                             ReceiptHandle=message["ReceiptHandle"])
+                    self.delivered += 1
 
     def _deliver(self, message: dict) -> bool:
         """True when the message is finished with (delivered, or out of attempts)."""
