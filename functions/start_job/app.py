@@ -22,6 +22,7 @@ from outputs import CatalogOutputs
 from runs import Email, RunPlanner, RunSettings, StartedRun, TimeLeft
 
 from ledger.glue_crawler import GlueCrawler
+from ledger.run_table import DynamoRunRecords
 from ledger.table import DynamoLedger
 
 logger = Logger()
@@ -33,8 +34,10 @@ RUN_ENDED_BADLY = {"FAILED", "TIMEOUT", "STOPPED"}
 def _planner(table: str, bucket: str, job: str, crawler: str, database: str, processed: str,
              topic: str, settings: RunSettings) -> RunPlanner:
     s3, glue = boto3.client("s3", config=RETRIES), boto3.client("glue", config=RETRIES)
+    ledger_table = boto3.resource("dynamodb", config=RETRIES).Table(table)
     return RunPlanner(
-        ledger=DynamoLedger(boto3.resource("dynamodb", config=RETRIES).Table(table)),
+        ledger=DynamoLedger(ledger_table),
+        runs=DynamoRunRecords(ledger_table),
         manifests=S3Manifests(s3, bucket),
         jobs=GlueJob(glue, job),
         outputs=CatalogOutputs(glue, s3, database, processed),
@@ -68,6 +71,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
         swept = planner().sweep()
         if swept.released:
             logger.warning("claims of runs that never started released", extra={"released": swept.released})
+        if swept.settled:
+            logger.warning("runs whose end was never heard settled", extra={"settled": swept.settled})
         if swept.crawl is None:
             return _ignored(event, "nothing pending for long")
         released = sum(swept.released.values())

@@ -35,6 +35,7 @@ from ledger import (
     TableSummary,
     summary_key,
 )
+from ledger.run_table import DynamoRunRecords
 from ledger.s3 import delete_prefix
 from ledger.table import DynamoLedger
 from sluice_glue import catalog, datasets, transforms
@@ -68,14 +69,26 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage, log: RunLog |
     log = log or RunLog(args.run_id)
     began = time.monotonic()
     s3, glue = boto3.client("s3"), boto3.client("glue")
+    ledger_table = boto3.resource("dynamodb").Table(args.ledger_table)
+    ledger = DynamoLedger(ledger_table)
+    with log.phase("fence"):
+        # Before anything is read or written: the run is ours only if its record lets us begin it
+        # (ledger/run_record.py). A run the sweep fenced off has had its files given back, perhaps
+        # to another run already: this job run ends having done nothing.
+        if not DynamoRunRecords(ledger_table).begin(args.run_id, args.job_run_id or "unknown"):
+            log.event("fenced_off", reason="run record ABANDONED or missing: its files were given back")
+            return RunSummary(run_id=args.run_id, job_run_id=args.job_run_id, fenced_off=True)
     with log.phase("manifest"):
         bucket, key = args.manifest_uri.removeprefix("s3://").split("/", 1)
         manifest = RunManifest.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         tables = catalog.raw_tables(glue, args.raw_database)
-    ledger = DynamoLedger(boto3.resource("dynamodb").Table(args.ledger_table))
+    with log.phase("claims", files=len(manifest.files)):
+        held, not_held = ledger.held_by(args.run_id, manifest.files)
+    if not_held:
+        log.event("not_held", files=len(not_held), first=not_held[0].reason)
     groups: dict[str, list[FileRef]] = {}
     uncatalogued: list[FileRef] = []
-    for ref in manifest.files:
+    for ref in held:
         table = catalog.table_for(ref, tables)
         (uncatalogued if table is None else groups.setdefault(table["Name"], [])).append(ref)
     log.event("run", files=len(manifest.files), bytes=manifest.total_bytes, tables=sorted(groups))
@@ -101,8 +114,8 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage, log: RunLog |
         tables={name: w.table for name, w in written.items()},
         files=[f for w in written.values() for f in w.files],
         output_partitions=[p for w in written.values() for p in w.output_partitions],
-        returned=returned, bytes=manifest.total_bytes, duration_s=round(time.monotonic() - began, 2),
-        quarantine=f"s3://{args.processed_bucket}/_quarantine/")
+        returned=returned, not_held=not_held, bytes=sum(ref.size for ref in held),
+        duration_s=round(time.monotonic() - began, 2), quarantine=f"s3://{args.processed_bucket}/_quarantine/")
     # The summary is the run's commit point: once it exists the output is complete, so a run
     # that dies after this line is finished from it (StartJobFunction marks the rest DONE), and
     # one that dies before it has its output discarded and its files released.

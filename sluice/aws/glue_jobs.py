@@ -194,7 +194,9 @@ class GlueJobRunner:
             finally:
                 IN_JOB_RUN.reset(token)
             state, message = "SUCCEEDED", "Job run succeeded"
-            detail = ", ".join(f"{k}={v}" for k, v in summary.to_dict()["totals"].items())
+            totals = summary.to_dict()["totals"]
+            detail = ("fenced off: its run was abandoned and its files given back; nothing done"
+                      if summary.fenced_off else ", ".join(f"{k}={v}" for k, v in totals.items()))
         except InjectedTimeout as error:
             state, message, detail = "TIMEOUT", str(error), ""
         except Exception as error:  # the run fails; the pipeline releases its files

@@ -25,6 +25,7 @@ from ledger import (
     manifest_key,
     summary_key,
 )
+from ledger.run_table import DynamoRunRecords
 from ledger.table import DynamoLedger
 from sluice.aws import glue_crawler as crawler
 from sluice.aws.awslambda import FakeContext, load_handler
@@ -57,6 +58,12 @@ def _crawl(succeeded: bool = True) -> None:
     crawler.finish(SETTINGS["CRAWLER_NAME"], succeeded=succeeded)
     time.sleep(0.002)  # ... and files recorded next are created after it began (the ledger and
     # the crawl keep milliseconds; a file of the same millisecond counts as listed)
+
+
+def _began(stack, run: dict) -> None:
+    """What the job does first: pass the run record's fence (ledger/run_record.py)."""
+    records = DynamoRunRecords(stack.resource("dynamodb").Table(SETTINGS["LEDGER_TABLE"]))
+    assert records.begin(run["run_id"], run["job_run_id"])
 
 
 def _job_runs(aws) -> list[dict]:
@@ -163,12 +170,28 @@ def test_a_job_at_its_limit_gets_no_claim_until_a_run_ends(start_job, ledger, st
 def test_job_failure_returns_files_to_pending_with_an_attempt_counted(start_job, ledger, stack):
     refs = _pending(ledger, 4)
     [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    _began(stack, run)
     failed = event("job-failed.json")
     failed["detail"]["jobRunId"] = run["job_run_id"]
     assert start_job(failed) == {"released": {"PENDING": 4, "FAILED": 0}}
     items = [ledger.get(r.file_id) for r in refs]
     assert {(i["state"], i["attempts"]) for i in items} == {("PENDING", 1)}
     assert all(run["job_run_id"] in i["reason"] for i in items)
+
+
+def test_a_job_run_that_ended_before_it_began_gives_its_files_back_with_no_attempt_counted(
+        start_job, ledger, stack):
+    """Glue can fail a run it accepted before the job starts ("The job exceeded its maximum
+    allowed concurrent runs", "AWS Glue job run statuses"): the job wrote nothing."""
+    refs = _pending(ledger, 3)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    failed = event("job-failed.json")
+    failed["detail"]["jobRunId"] = run["job_run_id"]
+    assert start_job(failed) == {"released": {"PENDING": 3}}
+    items = [ledger.get(r.file_id) for r in refs]
+    assert {(i["state"], i["attempts"]) for i in items} == {("PENDING", 0)}
+    records = DynamoRunRecords(stack.resource("dynamodb").Table(SETTINGS["LEDGER_TABLE"]))
+    assert not records.begin(run["run_id"], run["job_run_id"])  # fenced off: a late start does nothing
 
 
 def test_a_failed_run_leaves_no_output_behind_and_other_runs_keep_theirs(start_job, ledger, stack):
@@ -188,6 +211,7 @@ def test_a_failed_run_leaves_no_output_behind_and_other_runs_keep_theirs(start_j
             "Values": ["24", run_id], "StorageDescriptor": {"Location": location}})
         s3.put_object(Bucket=bucket, Key=f"orders/day=24/run_id={run_id}/part-0.parquet", Body=b"x")
         s3.put_object(Bucket=bucket, Key=f"_quarantine/orders/run_id={run_id}/part-0.json", Body=b"{}")
+    _began(stack, run)
     failed = event("job-failed.json")
     failed["detail"]["jobRunId"] = run["job_run_id"]
     assert start_job(failed) == {"released": {"PENDING": 2, "FAILED": 0}}
@@ -202,6 +226,7 @@ def test_files_fail_for_good_after_max_attempts(start_job, ledger, stack):
     [ref] = _pending(ledger, 1)
     for _ in range(int(SETTINGS["MAX_ATTEMPTS"])):
         [run] = start_job(event("crawler-succeeded.json"))["runs"]
+        _began(stack, run)
         failed = event("job-failed.json")
         failed["detail"]["jobRunId"] = run["job_run_id"]
         start_job(failed)
@@ -235,6 +260,7 @@ def _inbox(stack) -> tuple:
 
 def _commit(stack, run: dict) -> None:
     """What the job writes at its commit point: the summary, every manifest file processed."""
+    _began(stack, run)
     s3 = stack.client("s3")
     bucket, key = run["manifest_uri"].removeprefix("s3://").split("/", 1)
     manifest = RunManifest.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -264,6 +290,7 @@ def test_a_run_that_failed_before_committing_is_not_emailed(start_job, ledger, s
     sqs, inbox = _inbox(stack)
     _pending(ledger, 2)
     [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    _began(stack, run)
     failed = event("job-failed.json")
     failed["detail"]["jobRunId"] = run["job_run_id"]
     assert start_job(failed) == {"released": {"PENDING": 2, "FAILED": 0}}

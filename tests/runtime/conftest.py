@@ -56,14 +56,7 @@ def ledger_of(rt: Runtime) -> DynamoLedger:
 
 
 def ledger_items(rt: Runtime, dataset: str) -> list[dict]:
-    table = rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"])
-    items, kwargs = [], {"ConsistentRead": True}
-    while True:
-        page = table.scan(**kwargs)
-        items += [i for i in page["Items"] if i["key"].startswith(f"{dataset}/")]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return [i for i in ledger_of(rt).files() if i["key"].startswith(f"{dataset}/")]
 
 
 def wait(rt: Runtime, dataset: str, files: int, states=("DONE", "SKIPPED", "FAILED"),

@@ -80,7 +80,7 @@ def _settled(rt: Runtime, timeout: float = 150) -> dict[str, dict]:
     """Every corpus key in the ledger in a final state."""
     deadline = time.monotonic() + timeout
     while True:
-        items = {i["key"]: i for i in ledger_of(rt).table.scan(ConsistentRead=True)["Items"]}
+        items = {i["key"]: i for i in ledger_of(rt).files()}
         if all(items.get(k, {}).get("state") in ("DONE", "SKIPPED", "FAILED") for k in CORPUS):
             return items
         if time.monotonic() > deadline:

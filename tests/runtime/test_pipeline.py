@@ -148,7 +148,7 @@ def test_status_reports_the_contract_fields(runtime):
 
 
 def test_ledger_never_holds_two_items_for_one_file(runtime):
-    items = [i for i in ledger_of(runtime).table.scan(ConsistentRead=True)["Items"]]
+    items = list(ledger_of(runtime).files())
     ids = [i["file_id"] for i in items]
     assert len(ids) == len(set(ids))
     assert Path(runtime.outbox_dir).exists()

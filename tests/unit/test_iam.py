@@ -323,6 +323,23 @@ def test_etl_job_role_marks_files_done_and_queries_only_its_run_index(stack):
     assert not evaluate(etl, "dynamodb:Query", table).allowed
 
 
+def test_run_records_and_file_items_are_granted_apart_by_their_leading_key(stack):
+    """dynamodb:LeadingKeys: StartJobFunction reads and drops run records (run#...), never file
+    items; the job reads file items for its claim check (s3://...), never run records."""
+    start_job, etl = stack.principals["StartJobFunction"], stack.principals["EtlJob"]
+    table = stack.arns["FileLedger"]
+    run, file = {"dynamodb:LeadingKeys": ["run#run-1"]}, {"dynamodb:LeadingKeys": ["s3://raw/a.csv#e"]}
+    assert evaluate(start_job, "dynamodb:GetItem", table, run).allowed
+    assert evaluate(start_job, "dynamodb:DeleteItem", table, run).allowed
+    assert not evaluate(start_job, "dynamodb:DeleteItem", table, file).allowed
+    assert not evaluate(start_job, "dynamodb:GetItem", table, file).allowed
+    assert evaluate(etl, "dynamodb:BatchGetItem", table, file).allowed
+    both = {"dynamodb:LeadingKeys": ["s3://a#e", "run#r"]}
+    assert not evaluate(etl, "dynamodb:BatchGetItem", table, both).allowed
+    assert authorization("dynamodb", "GetItem", {"TableName": "t", "Key": {"file_id": "run#r"}}) == [
+        ("dynamodb:GetItem", f"arn:aws:dynamodb:us-east-1:{ACCOUNT_ID}:table/t")]
+
+
 def test_the_conditional_lookup_grant_names_the_lookup_object(stack):
     [statement] = [s for s in stack.roles["EtlJobRole"].policies[0].document["Statement"]
                    if s.get("Sid") == "LookupTable"]
