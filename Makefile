@@ -35,7 +35,7 @@ test: $(STAMP) ## every test, offline (unit, functions, template, Glue job, loca
 
 test-fast: $(STAMP) ## the tier to run while you type: pure and moto-backed tests, no Spark, no runtime
 	$(BIN)/python -m pytest -m "not spark and not slow" tests/unit tests/integration tests/functions \
-	  tests/template functions
+	  tests/template functions sluice
 
 lint: $(STAMP) ## ruff, mypy, cfn-lint, checkov and sam validate on the template
 	$(BIN)/ruff check .

@@ -6,7 +6,8 @@
 AWS errors are injected at botocore's HTTP layer (a `before-send` hook on the default session,
 which the handlers' and the job's clients are created from), so botocore's own retries and the
 handlers' own error handling run exactly as they would against AWS. The other faults are
-switches read by the module that owns the behaviour (sqs_lambda, job_runner).
+switches read by the module that owns the behaviour (sluice.aws.sqs, sluice.aws.glue_crawler,
+sluice.aws.glue_jobs).
 
 Tests that hold one client (a handler's cached one) inject on it alone, the same way:
 
@@ -38,6 +39,8 @@ FAULTS = {
                              "botocore retries and Glue creates a second job run for the same run",
     "handler-crash": "StartCrawlerFunction handles half of its batch, then crashes",
     "sqs-duplicate": "the ingest queue delivers a message a second time",
+    "job-fails": "the Glue job fails just after it has begun its run (an executor lost; "
+                 "`arm(..., message=...)` sets the error)",
     "job-fails-after-write": "the Glue job fails after writing and registering output, before its "
                              "commit point",
     "job-timeout-after-commit": "the Glue job times out after its commit point, before marking files DONE",
@@ -63,6 +66,7 @@ class Faults:
     def __init__(self, armed: dict[str, int] | None = None) -> None:
         self._armed: Counter[str] = Counter()
         self.fired: Counter[str] = Counter()
+        self.messages: dict[str, str] = {}  # fault -> the error message it raises, where it takes one
         self.ledger_table = ""  # the runtime sets it: job-start-outlasts-grace watches run records there
         self.outlasted: list[str] = []  # what each job-start-outlasts-grace saw: the record's last state
         self._lock = threading.Lock()
@@ -78,11 +82,13 @@ class Faults:
             armed[name] = int(times or 1)
         return cls(armed)
 
-    def arm(self, name: str, times: int = 1) -> None:
+    def arm(self, name: str, times: int = 1, message: str | None = None) -> None:
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
         with self._lock:
             self._armed[name] += times
+            if message is not None:
+                self.messages[name] = message
 
     def disarm(self, name: str) -> None:
         with self._lock:
@@ -144,6 +150,9 @@ class Faults:
         return None
 
     def _job_fault(self, request: Any, operation: str) -> AWSResponse | None:
+        manifest = operation == "s3.GetObject" and request.url.endswith("/manifest.json")
+        if manifest and self.take("job-fails"):  # the job reads its manifest right after its fence
+            raise RuntimeError(self.messages.get("job-fails", "injected: executor lost"))
         summary = operation == "s3.PutObject" and request.url.endswith("/summary.json")
         if summary and self.take("job-fails-after-write"):
             return _error(request.url, "AccessDenied", 403, xml=True)
