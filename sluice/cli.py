@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     for command in (up, demo):
         command.add_argument("--fault", action="append", default=[], metavar="NAME[=N]",
                              help="inject a fault N times (default 1); names: " + ", ".join(FAULTS))
-    demo.add_argument("--timeout", type=float, default=300)
+    demo.add_argument("--timeout", type=float, default=300,
+                      help="give up when nothing in the pipeline has moved for this many seconds")
     ingest = commands.add_parser("ingest", help="upload files to the raw bucket")
     ingest.add_argument("files", nargs="+", type=Path)
     ingest.add_argument("--key", help="object key (one file) or key prefix ending in / (several)")
@@ -115,11 +116,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     files = [p for d in SAMPLE_DATASETS for p in sorted((SAMPLES / d).rglob("*")) if p.is_file()]
     with Runtime(port=args.port, faults=Faults.parse(args.fault)) as runtime:
         for job in runtime.jobs:
-            job.ready.wait(timeout=120)  # a warm Spark session before the first run
+            job.ready.wait(timeout=900)  # a warm Spark session before the first run (slow when busy)
         for path in files:
             runtime.ingest(path, path.relative_to(SAMPLES).as_posix())
         try:
-            status = runtime.wait_until_settled(files=len(files), timeout=args.timeout)
+            status = runtime.wait_until_settled(files=len(files), stall_s=args.timeout)
         except TimeoutError as error:
             print(f"\nFAILED: {error}", file=sys.stderr)
             _denials(runtime.status())  # a denial is the likeliest reason it never settled

@@ -5,7 +5,7 @@ delivery is checked against the resource's policy, and `audit` holds every decis
 
     >>> with Runtime() as runtime:                       # doctest: +SKIP
     ...     runtime.ingest(Path("samples/orders/orders-2026-11-23.csv"), "orders/2026-11-23.csv")
-    ...     runtime.wait_until_settled(timeout=120)
+    ...     runtime.wait_until_settled(files=1)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ledger.table import DynamoLedger
 from sluice import persistence
 from sluice.aws.awslambda import as_role, load_handler, load_module, with_timeout
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
@@ -218,11 +219,28 @@ class Runtime:
         return collect_status(self.aws.client, self.aws.resource, self.stack.outputs, self.aws.endpoint,
                               self.outbox_dir, self.stuck_after_s, self.audit.to_dict())
 
-    def wait_until_settled(self, files: int, timeout: float = 300) -> dict[str, Any]:
+    def progress(self) -> tuple:
+        """A fingerprint of what the pipeline has done: it changes whenever a file changes state,
+        a job run moves, a crawl, invocation or delivery happens, or an email is written (the
+        schedule's ticks excepted: they come whether or not anything moves). Waits use it to tell
+        a slow pipeline (a busy machine) from a stopped one."""
+        from sluice.aws.glue_jobs import _moto_job_runs
+
+        runs = tuple(run.status for job in self.jobs for run in _moto_job_runs(job.job_name))
+        ledger = DynamoLedger(self.aws.resource("dynamodb").Table(self.stack.outputs["LedgerTableName"]))
+        emails = len(list(self.outbox_dir.glob("*.eml"))) if self.outbox_dir.exists() else 0
+        return (tuple(sorted(ledger.count_by_state().items())), runs, emails,
+                sum(c.crawls for c in self.crawlers), sum(s.invocations for s in self.sources),
+                sum(d.delivered for d in self.deliveries if not d.target.schedule))
+
+    def wait_until_settled(self, files: int, stall_s: float = 300, cap_s: float = 3600) -> dict[str, Any]:
         """Until `files` ledger items exist, none is PENDING or CLAIMED, no job run is waiting or
-        running, and every finished run has had its email written."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        running, and every finished run has had its email written. A busy machine only slows
+        the pipeline: this gives up when nothing has moved for `stall_s` seconds (see progress),
+        or after `cap_s` in all."""
+        began = moved = time.monotonic()
+        seen = self.progress()
+        while True:
             status = self.status()
             ledger = status["ledger"]
             settled = (sum(ledger.values()) >= files and ledger["PENDING"] == 0
@@ -230,8 +248,14 @@ class Runtime:
                        and status["emails"] >= status["job_runs"]["finished"] > 0)
             if settled:
                 return status
+            now, state = time.monotonic(), self.progress()
+            if state != seen:
+                seen, moved = state, now
+            if now - moved > stall_s or now - began > cap_s:
+                why = f"nothing moved for {now - moved:.0f} s" if now - moved > stall_s else \
+                    f"still moving after {cap_s:.0f} s"
+                raise TimeoutError(f"pipeline did not settle ({why}): {status}")
             time.sleep(0.2)
-        raise TimeoutError(f"pipeline did not settle within {timeout:.0f} s: {self.status()}")
 
 
 def _topic_key(stack: Stack, topic_arn: str) -> str | None:

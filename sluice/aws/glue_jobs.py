@@ -107,7 +107,6 @@ class GlueJobRunner:
         self.ready = threading.Event()
         self.paused = threading.Event()  # tests: runs wait in STARTING, as when no worker is free
         self.finished: dict[str, str] = {}  # job run id -> final state
-        self.fail_next: Exception | None = None  # fault injection: the next run raises this
         self._lock = threading.Lock()  # a run ends once: by the runner or by the timeout watchdog
         self._code_dir = Path(tempfile.mkdtemp(prefix="sluice-glue-code-"))
         self._script: tuple[str, ModuleType] | None = None  # (digest of its source, module)
@@ -185,9 +184,6 @@ class GlueJobRunner:
                                   f"({arguments.get('--run_id', '?')})")
         began = time.monotonic()
         try:
-            if self.fail_next is not None:
-                error, self.fail_next = self.fail_next, None
-                raise error
             token = IN_JOB_RUN.set(True)
             try:
                 summary = self._load_script().main(argv, spark=self.spark)

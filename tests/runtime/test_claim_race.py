@@ -59,7 +59,7 @@ def _sweeps(rt: Runtime) -> int:
 def test_a_start_job_run_that_outlasts_the_grace_is_fenced_off_and_every_row_is_written_once(runtime):
     runtime.faults.arm("job-start-outlasts-grace", 1)
     expected = put_orders(runtime, "race_slow_start", 3)
-    items = wait(runtime, "race_slow_start", 3, timeout=600)
+    items = wait(runtime, "race_slow_start", 3)
     assert {i["state"] for i in items} == {"DONE"}
     assert runtime.faults.outlasted == ["ABANDONED"]  # the sweep gave the files back first
     assert {int(i.get("attempts", 0)) for i in items} == {0}  # not the files' fault
@@ -70,7 +70,7 @@ def test_a_start_job_run_retried_after_a_lost_answer_runs_twice_and_writes_once(
     runtime.faults.arm("job-start-answer-lost", 1)
     before = len(_moto_job_runs(runtime.jobs[0].job_name))
     expected = put_orders(runtime, "race_twice", 3)
-    items = wait(runtime, "race_twice", 3, timeout=600)
+    items = wait(runtime, "race_twice", 3)
     assert {i["state"] for i in items} == {"DONE"} and runtime.faults.fired["job-start-answer-lost"] == 1
     run_ids = [run.arguments["--run_id"] for run in _moto_job_runs(runtime.jobs[0].job_name)[before:]]
     assert 2 in Counter(run_ids).values()  # one run, two job runs: only one may act on it
@@ -85,16 +85,16 @@ def test_a_run_waiting_in_the_queue_keeps_its_files_through_sweeps_the_listing_m
     job.paused.set()  # runs wait, as Glue's queue (WAITING) or a busy account holds them
     try:
         expected = put_orders(runtime, "race_queued", 3)
-        claims = eventually(lambda: _claims(runtime, "race_queued"), timeout=600)  # every file in a run
-        eventually(lambda: all(_state(runtime, r) is RunState.STARTED for r in set(claims.values())),
-                   timeout=600)  # each StartJobRun accepted; each job run waits
+        claims = eventually(runtime, lambda: _claims(runtime, "race_queued"))  # every file in a run
+        eventually(runtime, lambda: all(_state(runtime, r) is RunState.STARTED for r in set(claims.values())),
+                   "each StartJobRun accepted, each job run waiting")
         seen = _sweeps(runtime)
-        eventually(lambda: _sweeps(runtime) >= seen + 3, timeout=600)  # three sweeps, all past the grace
+        eventually(runtime, lambda: _sweeps(runtime) >= seen + 3)  # three sweeps, all past the grace
         assert _claims(runtime, "race_queued") == claims  # nothing given back, nothing re-claimed
     finally:
         glue_job.GlueJob.holding = listing
         job.paused.clear()
-    items = wait(runtime, "race_queued", 3, timeout=600)
+    items = wait(runtime, "race_queued", 3)
     assert {i["key"]: (i["state"], i["run_id"]) for i in items} == {
         key: ("DONE", run_id) for key, run_id in claims.items()}  # the runs that waited wrote them
     assert_each_row_once(runtime, "race_queued", expected)

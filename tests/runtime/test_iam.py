@@ -8,7 +8,6 @@ enforcer reads) and given back after each test."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,7 +19,7 @@ from sluice.aws.glue_crawler import failed_event
 from sluice.aws.iam import Policy, Principal, denial_report
 from sluice.aws.sqs import MappingRefused, SqsEventSource, refused_notification_destinations
 from sluice.runtime import Runtime
-from tests.runtime.conftest import eventually, ledger_items, orders_csv, put, started_runtime
+from tests.runtime.conftest import CAP_S, eventually, ledger_items, orders_csv, put, started_runtime
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +64,8 @@ def denied(rt: Runtime, principal: str, action: str) -> list[dict]:
 
 def assert_named(rt: Runtime, principal: str, action: str, resource_part: str) -> None:
     """What `sluice demo` prints (and exits 1 on) names principal, action, resource and grant."""
-    denial = eventually(
-        lambda: [d for d in denied(rt, principal, action) if resource_part in d["resource"]])[0]
+    denial = eventually(rt, lambda: [d for d in denied(rt, principal, action)
+                                     if resource_part in d["resource"]], f"{principal} denied {action}")[0]
     report = denial_report([denial])
     assert principal in report and action in report and denial["resource"] in report
     assert "missing:" in report and action in denial["missing_grant"]
@@ -81,7 +80,7 @@ def assert_named(rt: Runtime, principal: str, action: str, resource_part: str) -
 def test_an_action_taken_from_a_role_is_denied_and_named(runtime, role, sid, action, dataset,
                                                          resource_part):
     if role == "EtlJobRole":
-        assert runtime.jobs[0].ready.wait(timeout=180), "Spark did not start"
+        assert runtime.jobs[0].ready.wait(timeout=CAP_S), "Spark did not start"
     with action_taken_away(runtime, role, sid, action):
         put(runtime, f"{dataset}/f.csv", orders_csv(3))
         assert_named(runtime, role, action, resource_part)
@@ -103,8 +102,7 @@ def test_without_the_queue_policy_s3_drops_the_notification(runtime):
         assert refused_notification_destinations(runtime.aws.client("s3"), [raw])
         put(runtime, "iam_queue/f.csv", orders_csv(3))
         # ... and drops the event of an upload: the file never reaches the ledger.
-        assert_named(runtime, "s3.amazonaws.com", "sqs:SendMessage", queue)
-        time.sleep(1)
+        assert_named(runtime, "s3.amazonaws.com", "sqs:SendMessage", queue)  # dropped when sent
         assert ledger_items(runtime, "iam_queue") == []
     assert refused_notification_destinations(runtime.aws.client("s3"), [raw]) == []
 
@@ -127,7 +125,7 @@ def test_a_delivery_to_the_topic_without_its_grant_is_a_failed_invocation(runtim
     before = _failed_invocations(runtime)
     with statement_taken_away(runtime, arn, sid):
         _crawler_failed(runtime)
-        eventually(lambda: _failed_invocations(runtime) > before)
+        eventually(runtime, lambda: _failed_invocations(runtime) > before)
         assert_named(runtime, "events.amazonaws.com", action, arn)
 
 
@@ -139,7 +137,7 @@ def test_a_key_policy_conditioned_on_the_source_account_lets_no_email_through(ru
     before = _failed_invocations(runtime)
     try:
         _crawler_failed(runtime)
-        eventually(lambda: _failed_invocations(runtime) > before)
+        eventually(runtime, lambda: _failed_invocations(runtime) > before)
     finally:
         del statement["Condition"]
     assert any(d["resource"] == key for d in runtime.status()["iam"]["denied"])
