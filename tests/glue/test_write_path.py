@@ -96,3 +96,25 @@ def test_glue_bootstrap_initialises_the_job_with_its_resolved_arguments(monkeypa
     assert session == "the glue session" and calls["sc"] is spark.sparkContext
     name, args = calls["init"]
     assert name == "sluice-dev-etl" and args["JOB_NAME"] == "sluice-dev-etl"
+
+
+def _in_the_glue_image() -> bool:
+    try:
+        from awsglue.context import GlueContext  # noqa: F401
+        from pyspark import SparkContext
+
+        SparkContext.getOrCreate()._jvm.com.amazonaws.services.glue.GlueContext  # noqa: B018
+        return SparkContext.getOrCreate()._jvm.java.lang.Class.forName(
+            "com.amazonaws.services.glue.GlueContext") is not None
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _in_the_glue_image(), reason="needs AWS's Glue 5.0 image (make glue-test-docker)")
+def test_glue_bootstrap_in_the_glue_image():
+    """The real GlueContext and Job, as Glue runs the script: what only the container can test."""
+    import etl_job
+
+    session, glue_job = etl_job.glue_bootstrap(["etl_job.py", "--JOB_NAME", "sluice-test", "--run_id", "r"])
+    assert session.range(3).count() == 3
+    glue_job.commit()
