@@ -80,6 +80,7 @@ GLUE_TEST_PACKAGES = "moto[server,s3,sqs,dynamodb,events,glue,sns,iam]" aws-sam-
 glue-test-docker: ## the Glue job's tests inside AWS's Glue 5.0 image, on its own libraries (needs Docker)
 	docker run --rm -v "$(CURDIR)":/home/hadoop/workspace --workdir /home/hadoop/workspace \
 	  -e AWS_ACCESS_KEY_ID=testing -e AWS_SECRET_ACCESS_KEY=testing -e AWS_DEFAULT_REGION=us-east-1 \
+	  -e SLUICE_IN_GLUE_IMAGE=1 \
 	  $(GLUE_IMAGE) -c 'export PYTHONPATH=/home/hadoop/workspace/glue:/home/hadoop/workspace/functions/ledger_layer:/home/hadoop/workspace:$$PYTHONPATH \
 	    && pip3 freeze | grep -iE "^(boto3|botocore|s3transfer|pyarrow|pandas|numpy|pyspark)==" > /tmp/glue-own.txt \
 	    && pip3 install --user -q -c /tmp/glue-own.txt $(GLUE_TEST_PACKAGES) && pip3 check \
