@@ -326,7 +326,8 @@ def add_estimate_parser(commands: argparse._SubParsersAction) -> None:
     estimate.add_argument("--datasets", type=int, default=1)
     estimate.add_argument("--days-kept", type=int, default=30, help="days raw and processed data are kept")
     estimate.add_argument("--gzip", action="store_true", help="files are .gz")
-    estimate.add_argument("--env", default="default", help="samconfig.toml environment (default, prod, local)")
+    estimate.add_argument("--env", default="default",
+                          help="samconfig.toml environment (default, prod, local)")
     estimate.add_argument("--no-growth", action="store_true", help="skip the 10x and 100x lines")
 
 

@@ -12,6 +12,7 @@ takes) are the assumptions in sluice/prices.toml; the job's own time follows its
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -32,9 +33,9 @@ for _folder in ("start_crawler", "start_job"):
     if str(ROOT / "functions" / _folder) not in sys.path:
         sys.path.append(str(ROOT / "functions" / _folder))
 
-from intake import BatchIntake, CrawlerRunning, CrawlPaced  # isort: skip  (on the path once sluice is imported)
-from runs import ConcurrencyLimitReached, RunPlanner, RunSettings  # isort: skip
-from sluice_glue.sizing import RunSize  # isort: skip
+from intake import BatchIntake, CrawlerRunning, CrawlPaced  # noqa: E402  # isort: skip
+from runs import ConcurrencyLimitReached, RunPlanner, RunSettings  # noqa: E402  # isort: skip
+from sluice_glue.sizing import RunSize  # noqa: E402  # isort: skip
 
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 GRANULARITY_SECONDS = {"none": None, "year": 365 * 86400, "month": 30 * 86400, "day": 86400, "hour": 3600}
@@ -49,7 +50,9 @@ class Workload:
     gzip: bool = False
 
     def scaled(self, factor: float) -> Workload:
-        return Workload(self.files_per_hour * factor, self.mean_bytes, self.datasets, self.days_kept, self.gzip)
+        return Workload(
+            self.files_per_hour * factor, self.mean_bytes, self.datasets, self.days_kept, self.gzip
+        )
 
 
 @dataclass(frozen=True)
@@ -76,18 +79,30 @@ class Settings:
     @classmethod
     def of(cls, params: dict[str, str], app: SamApp | None = None) -> Settings:
         app = app or SamApp.load()
-        value = {name: str(params.get(name, spec.get("Default", ""))) for name, spec in app.parameters.items()}
+        value = {
+            name: str(params.get(name, spec.get("Default", ""))) for name, spec in app.parameters.items()
+        }
         sweep = value["SweepSchedule"].removeprefix("rate(").removesuffix(")").split()
         unit = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
         resources = app.resources
         memory = app.source.get("Globals", {}).get("Function", {}).get("MemorySize", 128)
-        return cls(int(value["IngestBatchSize"]), int(value["IngestBatchingWindowSeconds"]),
-                   int(value["IngestVisibilityTimeoutSeconds"]), int(value["CrawlIntervalSeconds"]),
-                   int(value["MaxFilesPerRun"]), int(value["MaxBytesPerRun"]), int(value["MaxAttempts"]),
-                   int(sweep[0]) * unit[sweep[1]], int(value["JobMaxConcurrentRuns"]),
-                   int(value["GlueNumberOfWorkers"]), value["GlueWorkerType"], value["PartitionGranularity"],
-                   int(memory), int(value["LogRetentionDays"]),
-                   sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"))
+        return cls(
+            int(value["IngestBatchSize"]),
+            int(value["IngestBatchingWindowSeconds"]),
+            int(value["IngestVisibilityTimeoutSeconds"]),
+            int(value["CrawlIntervalSeconds"]),
+            int(value["MaxFilesPerRun"]),
+            int(value["MaxBytesPerRun"]),
+            int(value["MaxAttempts"]),
+            int(sweep[0]) * unit[sweep[1]],
+            int(value["JobMaxConcurrentRuns"]),
+            int(value["GlueNumberOfWorkers"]),
+            value["GlueWorkerType"],
+            value["PartitionGranularity"],
+            int(memory),
+            int(value["LogRetentionDays"]),
+            sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"),
+        )
 
     @property
     def dpus_per_worker(self) -> int:
@@ -115,8 +130,11 @@ class Counts:
     def latency(self, q: float) -> float:
         if not self.latencies:
             return math.nan
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q) - 1] \
-            if len(self.latencies) > 1 else self.latencies[0]
+        return (
+            statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q) - 1]
+            if len(self.latencies) > 1
+            else self.latencies[0]
+        )
 
 
 class Simulation:
@@ -135,8 +153,16 @@ class Simulation:
         self.jobs = _Jobs(self)
         self.flush_at: float | None = None
         settings_ = RunSettings(settings.max_files, settings.max_bytes, settings.max_attempts)
-        self.planner = RunPlanner(self.ledger, _Manifests(), self.jobs, _Outputs(), self.crawler,
-                                  _Notifier(), settings_, now=self.now)
+        self.planner = RunPlanner(
+            self.ledger,
+            _Manifests(),
+            self.jobs,
+            _Outputs(),
+            self.crawler,
+            _Notifier(),
+            settings_,
+            now=self.now,
+        )
 
     def now(self) -> datetime:
         return EPOCH + timedelta(seconds=self.t)
@@ -147,7 +173,7 @@ class Simulation:
     def run(self, seconds: float) -> Counts:
         every = 3600 / self.w.files_per_hour
         for n in range(int(seconds / every)):
-            self.at(n * every, lambda n=n: self._put(n))
+            self.at(n * every, functools.partial(self._put, n))
         for n in range(1, int(seconds / self.s.sweep_every_s) + 1):
             self.at(n * self.s.sweep_every_s, self._sweep)
         while self.events:
@@ -161,9 +187,21 @@ class Simulation:
 
     def _put(self, n: int) -> None:
         key = f"dataset{n % self.w.datasets}/file-{n:08d}.csv" + (".gz" if self.w.gzip else "")
-        body = json.dumps({"Records": [{
-            "eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "eventTime": self.now().isoformat(),
-            "s3": {"bucket": {"name": "raw"}, "object": {"key": key, "size": self.w.mean_bytes, "eTag": f"e{n}"}}}]})
+        body = json.dumps(
+            {
+                "Records": [
+                    {
+                        "eventSource": "aws:s3",
+                        "eventName": "ObjectCreated:Put",
+                        "eventTime": self.now().isoformat(),
+                        "s3": {
+                            "bucket": {"name": "raw"},
+                            "object": {"key": key, "size": self.w.mean_bytes, "eTag": f"e{n}"},
+                        },
+                    }
+                ]
+            }
+        )
         self.put_at[f"s3://raw/{key}#e{n}"] = self.t
         self.counts.files += 1
         self._deliver((self.t, body, self.t))
@@ -182,13 +220,18 @@ class Simulation:
             batch = [self.visible.popleft() for _ in range(min(self.s.batch_size, len(self.visible)))]
             self.counts.ingest_invocations += 1
             self.counts.ingest_receives += len(batch)
-            intake = BatchIntake(self.ledger, self.crawler, [body for _, body, _ in batch],
-                                 interval=timedelta(seconds=self.s.crawl_interval_s), now=self.now)
+            intake = BatchIntake(
+                self.ledger,
+                self.crawler,
+                [body for _, body, _ in batch],
+                interval=timedelta(seconds=self.s.crawl_interval_s),
+                now=self.now,
+            )
             for message in batch:
                 try:
                     intake.handle_message(message[1])
                 except (CrawlPaced, CrawlerRunning):  # back after the visibility timeout
-                    self.at(self.t + self.s.visibility_s, lambda m=message: self._deliver(m))
+                    self.at(self.t + self.s.visibility_s, functools.partial(self._deliver, message))
             if len(self.visible) < self.s.batch_size:
                 break
         if self.visible and self.flush_at is None:
@@ -220,8 +263,12 @@ class Simulation:
         a, s = self.a, self.s
         cores = max(1, s.workers - 1) * a["executor_cores_per_worker"] * s.dpus_per_worker
         datasets = {ref.key.split("/", 1)[0] for ref in refs}
-        spark = sum(self._table_seconds([r for r in refs if r.key.startswith(f"{d}/")], cores) for d in datasets)
-        return a["job_start_seconds"] + a["job_fixed_seconds"] + len(refs) * a["job_ms_per_file"] / 1000 + spark
+        spark = sum(
+            self._table_seconds([r for r in refs if r.key.startswith(f"{d}/")], cores) for d in datasets
+        )
+        return (
+            a["job_start_seconds"] + a["job_fixed_seconds"] + len(refs) * a["job_ms_per_file"] / 1000 + spark
+        )
 
     def _table_seconds(self, refs: list[FileRef], cores: int) -> float:
         from sluice_glue.sizing import input_bytes
@@ -260,10 +307,17 @@ class _Ledger:
 
     def in_flight_besides(self, file_ids: set[str]) -> bool:
         # More PENDING files than the batch's own means another one is in flight.
-        return bool(self.claimed) or any(f not in file_ids for f in itertools.islice(self.pending, len(file_ids) + 1))
+        return bool(self.claimed) or any(
+            f not in file_ids for f in itertools.islice(self.pending, len(file_ids) + 1)
+        )
 
-    def claim_pending(self, run_id: str, budget: RunBudget, created_before: datetime | None = None,
-                      stop: Callable[[], bool] | None = None) -> list[FileRef]:
+    def claim_pending(
+        self,
+        run_id: str,
+        budget: RunBudget,
+        created_before: datetime | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[FileRef]:
         taken: list[FileRef] = []
         for created, ref in self.pending.values():
             if (created_before is not None and created >= created_before) or not budget.take(ref):
@@ -282,11 +336,15 @@ class _Ledger:
         self.claims.pop(run_id, None)
         return len(refs)
 
-    def by_state(self, state: State, updated_before: datetime | None = None,
-                 page_size: int | None = None) -> Iterator[dict]:
+    def by_state(
+        self, state: State, updated_before: datetime | None = None, page_size: int | None = None
+    ) -> Iterator[dict]:
         if state is State.PENDING:
-            return ({**ref.to_dict(), "run_id": None} for created, ref in self.pending.values()
-                    if updated_before is None or created < updated_before)
+            return (
+                {**ref.to_dict(), "run_id": None}
+                for created, ref in self.pending.values()
+                if updated_before is None or created < updated_before
+            )
         return iter([])
 
     def fail_run(self, run_id: str, max_attempts: int, reason: str, only: set[str] | None = None) -> dict:
@@ -303,8 +361,12 @@ class _Crawler:
         self.last_started: datetime | None = None
 
     def state(self) -> CrawlerState:
-        return CrawlerState(self.running_since is not None, self.running_since, self.last_started,
-                            last_succeeded=self.last_started is not None)
+        return CrawlerState(
+            self.running_since is not None,
+            self.running_since,
+            self.last_started,
+            last_succeeded=self.last_started is not None,
+        )
 
     def catalogued_before(self) -> datetime | None:
         return self.last_started
@@ -357,7 +419,7 @@ class _Jobs:
 
 
 class _Manifests:
-    def write(self, manifest) -> str:  # noqa: ANN001
+    def write(self, manifest) -> str:
         return f"s3://artifacts/runs/{manifest.run_id}/manifest.json"
 
     def delete(self, run_id: str) -> None:
@@ -386,7 +448,9 @@ class _Notifier:
 def simulated_seconds(workload: Workload, settings: Settings, files: int = 20_000) -> float:
     """Long enough to hold `files` files and six crawl intervals, at least half an hour and at
     most a week: a month is this window scaled."""
-    return min(7 * 86400.0, max(1800.0, 6 * settings.crawl_interval_s, files / workload.files_per_hour * 3600))
+    return min(
+        7 * 86400.0, max(1800.0, 6 * settings.crawl_interval_s, files / workload.files_per_hour * 3600)
+    )
 
 
 def simulate(workload: Workload, settings: Settings, assumptions: dict) -> Counts:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from collections.abc import Callable
 from typing import Any
 
 from pyspark import StorageLevel
@@ -195,7 +195,8 @@ def prepared(raw: DataFrame, columns: list[tuple[str, str]], partition_keys: lis
     return transforms.flag_duplicates(rows, settings.dedup_keys, within=within)
 
 
-def file_counts(stats: list[Any], partition_by: list[str]) -> tuple[dict[int, RowCounts], set[tuple[str, ...]]]:
+def file_counts(stats: list[Any], partition_by: list[str],
+                ) -> tuple[dict[int, RowCounts], set[tuple[str, ...]]]:
     """Row counts by manifest index, and the output partitions that received rows, from rows of
     (_file, the partition columns, rows_in, rows_bad, rows_duplicate): one per file and output
     partition. Rows whose file no manifest path decodes to fail the table (its files go back with
@@ -249,7 +250,8 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
         if written is not None:
             counts, partitions, schema = written
             _quarantine(spark, rows, run_id, uris, counts, unreadable, quarantine_root)
-            return TableOutput(counts, sorted(partitions), partition_by, catalog.hive_columns(schema, partition_by))
+            return TableOutput(counts, sorted(partitions), partition_by,
+                               catalog.hive_columns(schema, partition_by))
     # Compressed only for a large run: see sizing.COMPRESS_CACHE_ABOVE.
     spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", str(size.compress_cache).lower())
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)

@@ -34,10 +34,15 @@ from sluice_glue.datasets import DatasetSettings
 from sluice_glue.storage import put_file
 
 # Spark's codec name -> (pyarrow's, the file name's extension as Spark writes it).
-CODECS = {"snappy": ("snappy", ".snappy"), "gzip": ("gzip", ".gz"), "zstd": ("zstd", ".zstd"),
-          "none": ("none", ""), "uncompressed": ("none", "")}
+CODECS = {
+    "snappy": ("snappy", ".snappy"),
+    "gzip": ("gzip", ".gz"),
+    "zstd": ("zstd", ".zstd"),
+    "none": ("none", ""),
+    "uncompressed": ("none", ""),
+}
 # Characters Spark escapes in a partition folder name (ExternalCatalogUtils.escapePathName).
-ESCAPED = set('"#%\'*/:=?\\\x7f{[]^') | {chr(c) for c in range(1, 32)}
+ESCAPED = set("\"#%'*/:=?\\\x7f{[]^") | {chr(c) for c in range(1, 32)}
 INTERNAL = ("_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
 
 
@@ -50,17 +55,29 @@ def folder_safe(value: Any) -> bool:
     return isinstance(value, str) and value != "" and not (set(value) & ESCAPED)
 
 
-def write(spark: SparkSession, rows: DataFrame, settings: DatasetSettings, run_id: str,
-          uris: dict[int, str], lookup: DataFrame | None, broadcast: bool, partition_by: list[str],
-          output_root: str, before_write: Callable[[list[str]], None],
-          ) -> tuple[dict[int, RowCounts], set[tuple[str, ...]], StructType] | None:
+def write(
+    spark: SparkSession,
+    rows: DataFrame,
+    settings: DatasetSettings,
+    run_id: str,
+    uris: dict[int, str],
+    lookup: DataFrame | None,
+    broadcast: bool,
+    partition_by: list[str],
+    output_root: str,
+    before_write: Callable[[list[str]], None],
+) -> tuple[dict[int, RowCounts], set[tuple[str, ...]], StructType] | None:
     """Counts by manifest index, the partitions written and the written schema; None (nothing
     written) when a partition value is one Spark would escape."""
     from sluice_glue.job import file_counts, run_dir
 
     enriched = transforms.enriched(
         transforms.with_output_partition(rows, run_id, "_bucket", settings.date_parts),
-        uris, lookup, settings.lookup_key, broadcast).drop("_raw", "_bucket")
+        uris,
+        lookup,
+        settings.lookup_key,
+        broadcast,
+    ).drop("_raw", "_bucket")
     batches = enriched._collect_as_arrow()  # the one Spark job (what DataFrame.toPandas uses)
     table = pa.Table.from_batches(batches) if batches else to_arrow_schema(enriched.schema).empty_table()
     columns = table.to_pydict()
@@ -69,8 +86,16 @@ def write(spark: SparkSession, rows: DataFrame, settings: DatasetSettings, run_i
     stats: dict[tuple, dict[str, Any]] = {}
     for i, file in enumerate(columns["_file"]):
         key = (file, *(columns[c][i] for c in partition_by))
-        entry = stats.setdefault(key, {"_file": file, **dict(zip(partition_by, key[1:], strict=True)),
-                                       "rows_in": 0, "rows_bad": 0, "rows_duplicate": 0})
+        entry = stats.setdefault(
+            key,
+            {
+                "_file": file,
+                **dict(zip(partition_by, key[1:], strict=True)),
+                "rows_in": 0,
+                "rows_bad": 0,
+                "rows_duplicate": 0,
+            },
+        )
         entry["rows_in"] += 1
         entry["rows_bad"] += bad[i]
         entry["rows_duplicate"] += not bad[i] and columns["_duplicate"][i]
@@ -81,13 +106,21 @@ def write(spark: SparkSession, rows: DataFrame, settings: DatasetSettings, run_i
     written = StructType([f for f in enriched.schema.fields if f.name not in INTERNAL])
     codec, extension = CODECS[settings.compression]
     before_write([run_dir(partition_by, values) for values in sorted(partitions)])
-    values_of = list(zip(*(data.column(c).to_pylist() for c in partition_by), strict=True)) \
-        if data.num_rows else []
+    values_of = (
+        list(zip(*(data.column(c).to_pylist() for c in partition_by), strict=True)) if data.num_rows else []
+    )
     for values in sorted(partitions):
         mask = pa.array([v == values for v in values_of])
         sink = io.BytesIO()
-        pq.write_table(data.filter(mask).drop_columns(partition_by), sink, compression=codec,
-                       use_deprecated_int96_timestamps=True)
-        put_file(output_root, f"{run_dir(partition_by, values)}/part-00000-{uuid.uuid4()}.c000{extension}.parquet",
-                 sink.getvalue())
+        pq.write_table(
+            data.filter(mask).drop_columns(partition_by),
+            sink,
+            compression=codec,
+            use_deprecated_int96_timestamps=True,
+        )
+        put_file(
+            output_root,
+            f"{run_dir(partition_by, values)}/part-00000-{uuid.uuid4()}.c000{extension}.parquet",
+            sink.getvalue(),
+        )
     return counts, partitions, written

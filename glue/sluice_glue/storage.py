@@ -36,12 +36,14 @@ DRIVER_THREADS = 16
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 6}, max_pool_connections=DRIVER_THREADS)
 
 
-def client(service: str):  # noqa: ANN201 (a boto3 client of the service)
-    return boto3.client(service, config=CLIENT_CONFIG)
+def client(service: str) -> Any:
+    return boto3.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
 
 
-def resource(service: str):  # noqa: ANN201
-    return boto3.resource(service, config=CLIENT_CONFIG)
+def resource(service: str) -> Any:
+    return boto3.resource(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
 BOM = "\ufeff"
 T = TypeVar("T")
 R = TypeVar("R")

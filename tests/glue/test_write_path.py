@@ -23,28 +23,49 @@ TABLE = {"Parameters": {"classification": "csv"}, "StorageDescriptor": {"SerdeIn
 
 def _write(spark, tmp_path: Path, name: str, size: RunSize):
     source = tmp_path / "orders.csv"
-    source.write_text("order_id,amount,event_time\n" + "o-1,1.50,2026-11-24T01:00:00Z\n"
-                      "o-1,9.99,2026-11-24T02:00:00Z\n" "o-2,2.25,2026-11-25T03:00:00Z\n"
-                      "o-3,x,2026-11-25T04:00:00Z\n")
-    raw = transforms.with_file_index(transforms.read_raw(spark, [str(source)], TABLE, COLUMNS), {
-        f"file://{source}": 0})
+    source.write_text(
+        "order_id,amount,event_time\n" + "o-1,1.50,2026-11-24T01:00:00Z\n"
+        "o-1,9.99,2026-11-24T02:00:00Z\n"
+        "o-2,2.25,2026-11-25T03:00:00Z\n"
+        "o-3,x,2026-11-25T04:00:00Z\n"
+    )
+    raw = transforms.with_file_index(
+        transforms.read_raw(spark, [str(source)], TABLE, COLUMNS), {f"file://{source}": 0}
+    )
     cleared: list[list[str]] = []
-    out = job.write_table(spark, raw, COLUMNS, [], DatasetSettings("event_time", dedup_keys=("order_id",)),
-                          "run-1", {0: "s3://raw/orders.csv"}, None, str(tmp_path / name),
-                          str(tmp_path / f"{name}-q"), size=size, before_write=cleared.append)
+    out = job.write_table(
+        spark,
+        raw,
+        COLUMNS,
+        [],
+        DatasetSettings("event_time", dedup_keys=("order_id",)),
+        "run-1",
+        {0: "s3://raw/orders.csv"},
+        None,
+        str(tmp_path / name),
+        str(tmp_path / f"{name}-q"),
+        size=size,
+        before_write=cleared.append,
+    )
     return out, cleared
 
 
 def _rows(folder: Path) -> list[dict]:
     table = ds.dataset(str(folder), format="parquet", partitioning="hive").to_table()
-    return sorted(({k: v for k, v in r.items() if k != "ingested_at"} for r in table.to_pylist()),
-                  key=lambda r: r["order_id"])
+    return sorted(
+        ({k: v for k, v in r.items() if k != "ingested_at"} for r in table.to_pylist()),
+        key=lambda r: r["order_id"],
+    )
 
 
 def test_the_small_run_path_writes_what_the_large_path_writes(spark, tmp_path):
     small, small_cleared = _write(spark, tmp_path, "small", RunSize(100, 1, small=True, compress_cache=False))
     large, large_cleared = _write(spark, tmp_path, "large", RunSize(100, 2, small=False, compress_cache=True))
-    assert (small.counts, small.partitions, small.good_schema) == (large.counts, large.partitions, large.good_schema)
+    assert (small.counts, small.partitions, small.good_schema) == (
+        large.counts,
+        large.partitions,
+        large.good_schema,
+    )
     assert small_cleared == large_cleared == [small.run_dirs]  # the run's folders, emptied before the write
     assert _rows(tmp_path / "small") == _rows(tmp_path / "large")
     assert sorted(p.name for p in (tmp_path / "small-q").glob("*.json")) != []  # "x" is not a decimal
@@ -93,14 +114,18 @@ def test_glue_bootstrap_initialises_the_job_with_its_resolved_arguments(monkeypa
 
     monkeypatch.setitem(sys.modules, "awsglue.context", types.SimpleNamespace(GlueContext=GlueContext))
     monkeypatch.setitem(sys.modules, "awsglue.job", types.SimpleNamespace(Job=Job))
-    session, glue_job = etl_job.glue_bootstrap(["etl_job.py", "--JOB_NAME", "sluice-dev-etl", "--run_id", "r"], spark)
+    session, _ = etl_job.glue_bootstrap(
+        ["etl_job.py", "--JOB_NAME", "sluice-dev-etl", "--run_id", "r"], spark
+    )
     assert session == "the glue session" and calls["sc"] is spark.sparkContext
     name, args = calls["init"]
     assert name == "sluice-dev-etl" and args["JOB_NAME"] == "sluice-dev-etl"
 
 
-@pytest.mark.skipif(os.environ.get("SLUICE_IN_GLUE_IMAGE") != "1",
-                    reason="needs AWS's Glue 5.0 image (make glue-test-docker sets SLUICE_IN_GLUE_IMAGE=1)")
+@pytest.mark.skipif(
+    os.environ.get("SLUICE_IN_GLUE_IMAGE") != "1",
+    reason="needs AWS's Glue 5.0 image (make glue-test-docker sets SLUICE_IN_GLUE_IMAGE=1)",
+)
 def test_glue_bootstrap_in_the_glue_image():
     """The real GlueContext and Job, as Glue runs the script: what only the container can test."""
     import etl_job
