@@ -47,6 +47,7 @@ from sluice.aws.glue_jobs import spark_session  # noqa: E402
 from sluice_glue import transforms  # noqa: E402
 from sluice_glue.datasets import DatasetSettings  # noqa: E402
 from sluice_glue.job import write_table  # noqa: E402
+from sluice_glue.sizing import RunSize  # noqa: E402
 
 COLUMNS = [("order_id", "string"), ("customer_id", "string"), ("country", "string"),
            ("amount", "double"), ("currency", "string"), ("event_time", "timestamp")]
@@ -87,8 +88,9 @@ def job_transform(spark, paths: list[str], lookup_path: str, out: str) -> None:
     """The job's own write_table: everything the job does with Spark for one table."""
     raw, lookup = read_inputs(spark, paths, lookup_path)
     settings = DatasetSettings("event_time", dedup_keys=("order_id",), lookup_key="country")
+    size = RunSize.of(sum(Path(p).stat().st_size for p in paths), spark.sparkContext.defaultParallelism)
     output = write_table(spark, raw, COLUMNS, [], settings, "run-bench", dict(enumerate(paths)), lookup, out,
-                         f"{out}-quarantine")
+                         f"{out}-quarantine", size=size)
     assert sum(c.rows_in for c in output.counts.values()) > 0
 
 

@@ -76,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                                     "reset the ledger's FAILED files to PENDING with their attempts at 0, "
                                     "for the sweeper or the next crawl to claim.")
     commands.add_parser("down", help="stop `sluice up`")
+    add_estimate_parser(commands)
     args = parser.parse_args(argv)
     handler = {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
                "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down, "iam": cmd_iam,
-               "datasets": cmd_datasets}[args.command]
+               "datasets": cmd_datasets, "estimate": cmd_estimate}[args.command]
     try:
         return handler(args)
     except (CreateRuleError, SettingsError, MappingRefused) as refusal:
@@ -309,3 +310,42 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- sluice estimate: no runtime, only the pipeline's rules and AWS's prices ------------------------
+
+def add_estimate_parser(commands: argparse._SubParsersAction) -> None:
+    estimate = commands.add_parser(
+        "estimate", help="a month on AWS for a workload: cost per service, put->email latency, growth",
+        description="Run a workload through the pipeline's own batching rules (StartCrawlerFunction's "
+                    "pacing, StartJobFunction's RunPlanner) with a samconfig.toml environment's "
+                    "parameters, and price what AWS would bill (sluice/prices.toml). Also at 10x and 100x.")
+    rate = estimate.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--files-per-hour", type=float)
+    rate.add_argument("--files-per-day", type=float)
+    estimate.add_argument("--mean-size", type=int, default=20_000, help="mean file size in bytes")
+    estimate.add_argument("--datasets", type=int, default=1)
+    estimate.add_argument("--days-kept", type=int, default=30, help="days raw and processed data are kept")
+    estimate.add_argument("--gzip", action="store_true", help="files are .gz")
+    estimate.add_argument("--env", default="default",
+                          help="samconfig.toml environment (default, prod, local)")
+    estimate.add_argument("--no-growth", action="store_true", help="skip the 10x and 100x lines")
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from sluice.estimate import Settings, Workload
+    from sluice.estimate_report import estimate, growth, load_prices, render
+    from sluice.stack.resolve import local_parameters
+
+    per_hour = args.files_per_hour if args.files_per_hour is not None else args.files_per_day / 24
+    if per_hour <= 0 or args.mean_size <= 0 or args.datasets <= 0 or args.days_kept <= 0:
+        print("sluice estimate: rates, sizes, datasets and days must be positive", file=sys.stderr)
+        return 2
+    settings = Settings.of(local_parameters(env=args.env))
+    prices = load_prices()
+    workload = Workload(per_hour, args.mean_size, args.datasets, args.days_kept, args.gzip)
+    base = estimate(workload, settings, prices)
+    print(render(base, settings, args.env, prices["checked"]))
+    if not args.no_growth:
+        print(growth(base, [estimate(workload.scaled(f), settings, prices) for f in (10, 100)]))
+    return 0
