@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from run_summary import summary_message
+from run_summary import Place, Report, RunEnd, crawl_failed_report, run_report
 
 from ledger import (
     CountAttempt,
@@ -81,12 +81,13 @@ class TimeLeft:
 
 @dataclass(frozen=True)
 class Email:
-    """What became of a run summary email: sent, no summary to send, or a publish that failed
-    (logged by the handler; it must not undo the work done before it)."""
+    """A run's (or a crawl's) one email: what it is about, its outcome, and whether this
+    invocation sent it (False: another one already had). A send that fails raises instead, so
+    the invocation is retried and, failing that, rests in the function's DLQ."""
 
-    run_id: str | None
-    sent: bool = False
-    error: str | None = None
+    name: str
+    outcome: str
+    sent: bool
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class Crawler(Protocol):
 
 
 class Notifier(Protocol):
-    def send(self, subject: str, text: str) -> None: ...
+    def send(self, report: Report) -> bool: ...
 
 
 class RunPlanner:
@@ -140,7 +141,7 @@ class RunPlanner:
 
     def __init__(self, ledger: Ledger, manifests: Manifests, jobs: Jobs, outputs: Outputs,
                  crawler: Crawler, notifier: Notifier, settings: RunSettings,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), place: Place | None = None) -> None:
         self.ledger = ledger
         self.manifests = manifests
         self.jobs = jobs
@@ -149,6 +150,7 @@ class RunPlanner:
         self.notifier = notifier
         self.settings = settings
         self.now = now
+        self.place = place or Place("processed", "processed", "etl", max_attempts=settings.max_attempts)
 
     def start_runs(self, time_left: TimeLeft | None = None) -> list[StartedRun]:
         """Runs for the files the catalog already describes: those created before the last
@@ -219,28 +221,33 @@ class RunPlanner:
 
     def run_succeeded(self, job_run_id: str) -> Email:
         """Email what the run did (call it after start_runs: the email must not hold up the next
-        run). Not sent when there is no summary (not our run)."""
+        run). A run whose tables failed and handed their files back is PARTIAL (or FAILED when no
+        table was written), not a success."""
         run_id = self.jobs.run_id_of(job_run_id)
         summary = self.manifests.read_summary(run_id) if run_id else None
-        return self._email(summary) if summary is not None else Email(run_id)
-
-    def _email(self, summary: RunSummary) -> Email:
-        """Publish the summary, cut to SNS's size limit; a failed publish is reported, not
-        raised: the run's work is settled and must stay so."""
-        try:
-            self.notifier.send(*summary_message(summary, self.manifests.summary_uri(summary.run_id)))
-        except Exception as error:  # any publish failure: the email is lost, not the run
-            return Email(summary.run_id, error=f"{type(error).__name__}: {error}")
-        return Email(summary.run_id, sent=True)
+        return self._run_email(RunEnd(job_run_id, "SUCCEEDED"), run_id, summary)
 
     def run_ended_badly(self, job_run_id: str, state: str, message: str) -> tuple[dict[State, int], Email]:
         """A run FAILED, TIMED OUT or was STOPPED: settled (ledger.settle), with the attempt
-        counted. A run that had committed is finished from its summary, and its summary
-        emailed: its output stands."""
+        counted, then emailed with why and what happens to its files. A run that had committed is
+        finished from its summary: its output stands."""
         run_id = self.jobs.run_id_of(job_run_id)
         if run_id is None:
-            return {}, Email(None)
+            return {}, self._run_email(RunEnd(job_run_id, state, message), None, None)
         summary = self.manifests.read_summary(run_id)
         attempt = CountAttempt(self.settings.max_attempts, f"job run {job_run_id} {state}: {message}")
         moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, attempt)
-        return moved, (self._email(summary) if summary is not None else Email(run_id))
+        email = self._run_email(RunEnd(job_run_id, state, message), run_id, summary,
+                                {s.value: n for s, n in moved.items()})
+        return moved, email
+
+    def _run_email(self, end: RunEnd, run_id: str | None, summary: RunSummary | None,
+                   settled: dict[str, int] | None = None) -> Email:
+        report = run_report(end, run_id, summary, self.place, settled,
+                            self.manifests.summary_uri(run_id) if run_id else "")
+        return Email(report.name, report.detail["outcome"], self.notifier.send(report))
+
+    def crawl_failed(self, event_id: str, crawler: str, error: str, time: str, log_link: str = "") -> Email:
+        """The raw crawler failed: its files stay PENDING (the sweep crawls again); email it."""
+        report = crawl_failed_report(event_id, crawler, error, time, log_link)
+        return Email(report.name, "FAILED", self.notifier.send(report))

@@ -333,7 +333,10 @@ def test_the_conditional_lookup_grant_names_the_lookup_object(stack):
 def test_template_grants_name_their_resources(stack):
     start_job, crawler = stack.principals["StartJobFunction"], stack.principals["RawCrawler"]
     topic, raw = stack.names["NotificationTopic"], stack.names["RawBucket"]
-    assert evaluate(start_job, "sns:Publish", topic).allowed
+    bus = f"arn:aws:events:us-east-1:{ACCOUNT_ID}:event-bus/default"
+    assert evaluate(start_job, "events:PutEvents", bus, {"events:source": "sluice.local"}).allowed
+    assert not evaluate(start_job, "events:PutEvents", bus, {"events:source": "aws.glue"}).allowed
+    assert not evaluate(start_job, "sns:Publish", topic).allowed  # its emails go through NotifyRule
     assert evaluate(crawler, "s3:GetObject", f"arn:aws:s3:::{raw}/orders/x.csv").allowed
     assert not evaluate(crawler, "s3:PutObject", f"arn:aws:s3:::{raw}/orders/x.csv").allowed
     metrics = {"cloudwatch:namespace": "Glue"}
@@ -356,5 +359,12 @@ def test_resource_policies_let_the_services_deliver(stack):
     assert evaluate(events, "kms:GenerateDataKey", key, {"aws:SourceAccount": ACCOUNT_ID},
                     stack.resource_policies[key]).allowed
     topic = stack.names["NotificationTopic"]
-    assert evaluate(events, "sns:Publish", topic, {"aws:SourceArn": stack.arns["JobStateRule"]},
-                    stack.resource_policies[topic]).allowed
+    # EventBridge asks with no condition keys at all ("You can't use Condition blocks ...")
+    assert evaluate(events, "sns:Publish", topic, {}, stack.resource_policies[topic]).allowed
+    service = "cloudwatch.amazonaws.com"
+    cloudwatch = Principal(service, service, service=service)
+    alarm = {"aws:SourceArn": stack.arns["IngestDLQAlarm"], "aws:SourceAccount": ACCOUNT_ID}
+    assert evaluate(cloudwatch, "sns:Publish", topic, alarm, stack.resource_policies[topic]).allowed
+    assert evaluate(cloudwatch, "kms:Decrypt", key, alarm, stack.resource_policies[key]).allowed
+    elsewhere = {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT_ID}:alarm:someone-else"}
+    assert not evaluate(cloudwatch, "sns:Publish", topic, elsewhere, stack.resource_policies[topic]).allowed
