@@ -158,8 +158,9 @@ class AlarmEvaluator:
                   f"{spec.evaluation_periods}, missing data: {spec.treat_missing})")
         self.cloudwatch.set_alarm_state(AlarmName=spec.name, StateValue=state, StateReason=reason[:1023])
         self.transitions.append((spec.name, alarm["StateValue"], state))
-        self.timeline.emit("error" if state == "ALARM" else "runtime",
-                           f"alarm {spec.name}: {alarm['StateValue']} -> {state}")
+        if "ALARM" in (state, alarm["StateValue"]):  # a first OK after creation is no news
+            self.timeline.emit("error" if state == "ALARM" else "runtime",
+                               f"alarm {spec.name}: {alarm['StateValue']} -> {state}")
         actions = {"ALARM": "AlarmActions", "OK": "OKActions", "INSUFFICIENT_DATA": "InsufficientDataActions"}
         for topic in alarm.get(actions[state], []):
             self._authorise(alarm["AlarmArn"], topic)
@@ -207,4 +208,4 @@ def _new_alarms_have_insufficient_data() -> None:
         self.state_value = "INSUFFICIENT_DATA"
 
     init.sluice_patched = True  # type: ignore[attr-defined]
-    Alarm.__init__ = init  # type: ignore[method-assign]
+    Alarm.__init__ = init

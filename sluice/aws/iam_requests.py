@@ -135,8 +135,13 @@ def mapped(service: str, operation: str, p: dict[str, Any], account: str, region
     return None
 
 
-def request_keys(service: str, operation: str, params: dict[str, Any]) -> dict[str, str]:
+def request_keys(service: str, operation: str, params: dict[str, Any]) -> dict[str, str | list[str]]:
     """Condition keys a request carries in its parameters."""
+    if service == "events" and operation == "PutEvents":  # EventBridge user guide, "Using IAM policy
+        # conditions": events:source and events:detail-type, one value per entry of the call
+        entries = params.get("Entries", [])
+        return {"events:source": sorted({e.get("Source", "") for e in entries}),
+                "events:detail-type": sorted({e.get("DetailType", "") for e in entries})}
     if service == "cloudwatch" and operation == "PutMetricData":
         return {"cloudwatch:namespace": params.get("Namespace", "")}
     if service == "s3" and operation in ("ListObjectsV2", "ListObjects"):

@@ -36,6 +36,10 @@ def test_a_timeline_line_is_not_wrapped_without_a_terminal(capsys):
     ({"released": {"PENDING": 3, "FAILED": 1, "DONE": 0}}, "released the run's files: 3 PENDING, 1 FAILED"),
     ({"sweep": "crawler already running"}, "sweep: crawler already running"),
     ({"ignored": "not our job"}, "ignored: not our job"),
+    ({"runs": [], "email": {"about": "r-1", "outcome": "PARTIAL", "sent": True}},
+     "no run started (nothing to claim, or no free slot); emailed r-1: PARTIAL"),
+    ({"released": {"PENDING": 2}, "email": {"about": "r-2", "outcome": "FAILED", "sent": False}},
+     "released the run's files: 2 PENDING; already emailed r-2: FAILED"),
 ])
 def test_lambda_results_in_words(result, said):
     assert describe_result(result) == said
