@@ -73,7 +73,7 @@ class Runtime:
     def __init__(self, port: int | None = None, state_dir: Path = STATE_DIR,
                  timeline: Timeline | None = None, parameters: dict[str, str] | None = None,
                  faults: Faults | None = None, schedule_every: float | None = None,
-                 persist: bool = False, metrics_every: float = 5.0) -> None:
+                 persist: bool = False, metrics_every: float = 10.0) -> None:
         self.aws = Emulator(port)
         self.persist = persist  # keep the emulator's state in state_dir/snapshot across restarts
         self.snapshot_dir = state_dir / "snapshot"

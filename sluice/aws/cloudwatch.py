@@ -101,14 +101,31 @@ def evaluation_range(spec: AlarmSpec, now: datetime) -> list[tuple[datetime, dat
 
 
 def period_values(cloudwatch: Any, spec: AlarmSpec, now: datetime) -> list[float | None]:
+    """The alarm's statistic for each period of its evaluation range (None: no data), from one
+    read of the range at one-second grain, combined per period as CloudWatch combines them."""
+    periods = evaluation_range(spec, now)
+    points = cloudwatch.get_metric_statistics(
+        Namespace=spec.namespace, MetricName=spec.metric, Dimensions=[{"Name": k, "Value": v} for k, v in
+                                                                      spec.dimensions],
+        StartTime=periods[0][0], EndTime=periods[-1][1], Period=1,
+        Statistics=["Sum", "Maximum", "Minimum", "SampleCount"])["Datapoints"]
     values: list[float | None] = []
-    dimensions = [{"Name": k, "Value": v} for k, v in spec.dimensions]
-    for start, end in evaluation_range(spec, now):
-        points = cloudwatch.get_metric_statistics(
-            Namespace=spec.namespace, MetricName=spec.metric, Dimensions=dimensions, StartTime=start,
-            EndTime=end, Period=spec.period, Statistics=[spec.statistic])["Datapoints"]
-        values.append(float(points[0][spec.statistic]) if points else None)
+    for start, end in periods:
+        inside = [p for p in points if start <= _aware(p["Timestamp"]) < end]
+        values.append(_combined(spec.statistic, inside) if inside else None)
     return values
+
+
+def _combined(statistic: str, points: list[dict[str, Any]]) -> float:
+    count = sum(p["SampleCount"] for p in points)
+    total = sum(p["Sum"] for p in points)
+    return {"Sum": total, "Maximum": max(p["Maximum"] for p in points),
+            "Minimum": min(p["Minimum"] for p in points), "SampleCount": count,
+            "Average": total / count if count else 0.0}[statistic]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def alarm_states(cloudwatch: Any) -> list[dict[str, str]]:
@@ -124,7 +141,7 @@ class AlarmEvaluator:
     minute) and authorises each state change's notification."""
 
     def __init__(self, aws: Any, timeline: Timeline, topic_keys: dict[str, str] | None = None,
-                 every: float = 5.0) -> None:
+                 every: float = 10.0) -> None:
         self.cloudwatch = aws.client("cloudwatch")
         self.timeline = timeline
         self.topic_keys = topic_keys or {}  # topic ARN -> the KMS key it is encrypted with

@@ -153,7 +153,7 @@ class QueueMetrics:
     METRICS = {"ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
                "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible"}
 
-    def __init__(self, aws: Emulator, queue_urls: list[str], every: float = 5.0) -> None:
+    def __init__(self, aws: Emulator, queue_urls: list[str], every: float = 10.0) -> None:
         self.sqs, self.cloudwatch = aws.client("sqs"), aws.client("cloudwatch")
         self.queue_urls = queue_urls
         self.every = every
