@@ -368,3 +368,15 @@ def test_resource_policies_let_the_services_deliver(stack):
     assert evaluate(cloudwatch, "kms:Decrypt", key, alarm, stack.resource_policies[key]).allowed
     elsewhere = {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT_ID}:alarm:someone-else"}
     assert not evaluate(cloudwatch, "sns:Publish", topic, elsewhere, stack.resource_policies[topic]).allowed
+
+
+def test_put_events_carries_its_source_and_detail_type_as_condition_keys(stack):
+    """EventBridge user guide, "Using IAM policy conditions": events:source and events:detail-type.
+    StartJobRole may put this stage's source only (without the key, every report was denied)."""
+    from sluice.aws.iam_requests import request_keys
+
+    entries = {"Entries": [{"Source": "sluice.local", "DetailType": "Sluice Run Finished", "Detail": "{}"}]}
+    keys = request_keys("events", "PutEvents", entries)
+    assert keys == {"events:source": ["sluice.local"], "events:detail-type": ["Sluice Run Finished"]}
+    bus = f"arn:aws:events:us-east-1:{ACCOUNT_ID}:event-bus/default"
+    assert evaluate(stack.principals["StartJobFunction"], "events:PutEvents", bus, keys).allowed
