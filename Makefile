@@ -5,7 +5,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-STACK  ?= sluice-dev
+ENV    ?= default
+GUIDED ?=
 EVENT  ?=
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -52,9 +53,11 @@ build: $(STAMP) ## sam build (python3.11, arm64; pure-Python dependencies, no Do
 glue-package: $(STAMP) ## zip the Glue job's modules (sluice_glue + ledger) for --extra-py-files
 	$(BIN)/python -m tools.publish_glue --zip glue/dist/sluice_glue.zip
 
-deploy: build glue-package ## sam deploy (first time: `sam deploy --guided`), then publish the job's modules
-	$(BIN)/sam deploy --config-env $(if $(filter sluice-prod,$(STACK)),prod,default)
-	$(BIN)/python -m tools.publish_glue --zip glue/dist/sluice_glue.zip --stack-name $(STACK)
+# The one deploy, first time and after (tools/deploy.py): sam build, sam deploy (guided when the stack
+# samconfig.toml names does not exist yet, or GUIDED=1), then the job's script, modules zip and
+# datasets.toml to the stack just deployed, in its Region. The local runtime takes the same steps.
+deploy: $(STAMP) ## build, deploy (guided the first time), publish the job's code; ENV=prod for [prod]
+	$(BIN)/python -m tools.deploy --config-env $(ENV) $(if $(GUIDED),--guided)
 
 invoke-start-crawler: build ## sam local invoke StartCrawlerFunction (needs Docker); EVENT=events/...
 	$(BIN)/sam local invoke StartCrawlerFunction --env-vars events/env.json \

@@ -6,8 +6,9 @@
     sluice demo [--fault NAME[=N]]...           up + ingest samples/ + wait for the email + show the
                                                 output (make run)
     sluice ingest FILE... [--key KEY]   upload to the raw bucket of the running pipeline
-    sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths, stuck runs
-                                and files, denied deliveries (--json adds the IAM audit)
+    sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths, each alarm's
+                                state, stuck runs and files, denied deliveries (--json adds the IAM
+                                audit)
     sluice iam                  per principal: the calls made (action, resource) and the grants
                                 never used; every denied call or delivery
     sluice datasets             each table: its effective settings, files, rows and output
@@ -37,7 +38,7 @@ from sluice.aws.iam import denial_report
 from sluice.aws.sns import read_outbox
 from sluice.aws.sqs import MappingRefused
 from sluice.faults import FAULTS, Faults
-from sluice.runtime import STATE_DIR, Runtime
+from sluice.runtime import STATE_DIR, Denied, Runtime
 from sluice.stack.rules import CreateRuleError
 from sluice.stack.template import ROOT
 from sluice.status import collect_status, redrive
@@ -122,6 +123,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             runtime.ingest(path, path.relative_to(SAMPLES).as_posix())
         try:
             status = runtime.wait_until_settled(files=len(files), stall_s=args.timeout)
+        except Denied as denied:  # at the first one: a refused call may be retried for minutes
+            print(f"\nFAILED: {denied}", file=sys.stderr)
+            return 1
         except TimeoutError as error:
             print(f"\nFAILED: {error}", file=sys.stderr)
             _denials(runtime.status())  # a denial is the likeliest reason it never settled
@@ -132,6 +136,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
         if ledger["FAILED"] or ledger["DONE"] + ledger["SKIPPED"] < len(files):
             print(f"\nFAILED: not every file was processed: {ledger}", file=sys.stderr)
+            return 1
+        if status["emails_per_run"]["missing"] or status["emails_per_run"]["duplicated"]:
+            print(f"\nFAILED: each run gets one email: {status['emails_per_run']}", file=sys.stderr)
             return 1
     return 0
 
@@ -227,6 +234,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"job runs   {status['job_runs']}")
     print(f"queues     {status['queues']}")
     print(f"emails     {status['emails']} in {status['outbox']}")
+    for alarm in status["alarms"]:
+        print(f"alarm      {alarm['state']:<17} {alarm['name']}"
+              + (f": {alarm['reason']}" if alarm["state"] == "ALARM" else ""))
     for item in status["failed_files"]:
         print(f"FAILED     {item['key']}: {item['reason']}")
     for item in status["stuck_pending"]:

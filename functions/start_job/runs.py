@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from run_summary import summary_message
+from run_summary import Place, Report, RunEnd, crawl_failed_report, run_report
 
 from ledger import (
     FINAL_JOB_RUN_STATES,
@@ -83,13 +83,16 @@ class TimeLeft:
 
 @dataclass(frozen=True)
 class Email:
-    """What became of a run summary email: sent, no summary to send, or a publish that failed
-    (logged by the handler; it must not undo the work done before it)."""
+    """A run's (or a crawl's) one email: what it is about, its outcome, and whether this
+    invocation sent it (False: another one already had). A send that fails raises instead, so
+    the invocation is retried and, failing that, rests in the function's DLQ."""
 
-    run_id: str | None
-    sent: bool = False
-    error: str | None = None
+    name: str
+    outcome: str
+    sent: bool
 
+
+NO_EMAIL = Email("", "", False)  # a job run that did nothing (fenced off): nothing to tell
 
 @dataclass(frozen=True)
 class Sweep:
@@ -161,7 +164,7 @@ class Crawler(Protocol):
 
 
 class Notifier(Protocol):
-    def send(self, subject: str, text: str) -> None: ...
+    def send(self, report: Report) -> bool: ...
 
 
 class RunPlanner:
@@ -170,7 +173,7 @@ class RunPlanner:
 
     def __init__(self, ledger: Ledger, runs: Runs, manifests: Manifests, jobs: Jobs, outputs: Outputs,
                  crawler: Crawler, notifier: Notifier, settings: RunSettings,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), place: Place | None = None) -> None:
         self.ledger = ledger
         self.runs = runs
         self.manifests = manifests
@@ -180,6 +183,7 @@ class RunPlanner:
         self.notifier = notifier
         self.settings = settings
         self.now = now
+        self.place = place or Place("processed", "processed", "etl", max_attempts=settings.max_attempts)
 
     def start_runs(self, time_left: TimeLeft | None = None) -> list[StartedRun]:
         """Runs for the files the catalog already describes: those created before the last
@@ -312,13 +316,15 @@ class RunPlanner:
 
     def run_succeeded(self, job_run_id: str) -> Email:
         """Email what the run did (call it after start_runs: the email must not hold up the next
-        run). Not sent when there is no summary (not our run), or when another job run holds
-        the run (this one was fenced off and did nothing)."""
+        run). A run whose tables failed and handed their files back is PARTIAL (or FAILED when no
+        table was written), not a success. A job run that another job run's record displaced,
+        or that was fenced off (its run ABANDONED), did nothing: no email (the run that holds the
+        files sends theirs)."""
         run_id = self.jobs.run_id_of(job_run_id)
-        if run_id is None or self._another_holds(self.runs.get(run_id), job_run_id):
-            return Email(run_id)
-        summary = self.manifests.read_summary(run_id)
-        return self._email(summary) if summary is not None else Email(run_id)
+        if run_id is not None and self._did_nothing(self.runs.get(run_id), job_run_id):
+            return NO_EMAIL
+        summary = self.manifests.read_summary(run_id) if run_id else None
+        return self._run_email(RunEnd(job_run_id, "SUCCEEDED"), run_id, summary)
 
     @staticmethod
     def _another_holds(record: RunRecord | None, job_run_id: str) -> bool:
@@ -326,45 +332,59 @@ class RunPlanner:
         run (a second job run a retried StartJobRun created, fenced off): its end settles nothing."""
         return record is not None and record.job_run_id is not None and record.job_run_id != job_run_id
 
-    def _email(self, summary: RunSummary) -> Email:
-        """Publish the summary, cut to SNS's size limit; a failed publish is reported, not
-        raised: the run's work is settled and must stay so."""
-        try:
-            self.notifier.send(*summary_message(summary, self.manifests.summary_uri(summary.run_id)))
-        except Exception as error:  # any publish failure: the email is lost, not the run
-            return Email(summary.run_id, error=f"{type(error).__name__}: {error}")
-        return Email(summary.run_id, sent=True)
+    @classmethod
+    def _did_nothing(cls, record: RunRecord | None, job_run_id: str) -> bool:
+        """A job run that never acted on its run: another holds it, or it was fenced off."""
+        return cls._another_holds(record, job_run_id) or (
+            record is not None and record.state is RunState.ABANDONED)
 
     def run_ended_badly(self, job_run_id: str, state: str, message: str) -> tuple[dict[State, int], Email]:
         """A run FAILED, TIMED OUT or was STOPPED: settled (ledger.settle), with the attempt
-        counted. A run that had committed is finished from its summary, and its summary
-        emailed: its output stands. A job run that ended before it began the run (its record
-        never reached RUNNING: Glue failed it for concurrency or resources, or it was fenced
-        off) wrote nothing, so its files go back with attempts unchanged."""
+        counted, then emailed with why and what happens to its files. A run that had committed is
+        finished from its summary: its output stands. A job run that ended before it began the run
+        (its record never reached RUNNING: Glue failed it for concurrency or resources) wrote
+        nothing, so its files go back with attempts unchanged; one that never acted on its run
+        (another job run holds it, or it was fenced off) settles nothing and sends nothing."""
         run_id = self.jobs.run_id_of(job_run_id)
         if run_id is None:
-            return {}, Email(None)
+            return {}, self._run_email(RunEnd(job_run_id, state, message), None, None)
         record = self.runs.get(run_id)
-        if self._another_holds(record, job_run_id):
-            return {}, Email(run_id)
-        if record is not None and record.state is not RunState.RUNNING and (
-                record.state is RunState.ABANDONED or self.runs.abandon(run_id, record.state)):
+        if self._did_nothing(record, job_run_id):
+            return {}, NO_EMAIL
+        began = record is None or record.state is RunState.RUNNING
+        if not began and record is not None and self.runs.abandon(run_id, record.state):
             claimed = [FileRef.from_dict(item) for item in self.ledger.by_run(run_id)
                        if item["state"] == State.CLAIMED.value]
             self.manifests.delete(run_id)
-            return {State.PENDING: self.ledger.release_claim(run_id, claimed)}, Email(run_id)
+            moved = {State.PENDING: self.ledger.release_claim(run_id, claimed)}
+        else:
+            summary = self.manifests.read_summary(run_id)
+            attempt = CountAttempt(self.settings.max_attempts, f"job run {job_run_id} {state}: {message}")
+            moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, attempt)
         summary = self.manifests.read_summary(run_id)
-        attempt = CountAttempt(self.settings.max_attempts, f"job run {job_run_id} {state}: {message}")
-        moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, attempt)
-        return moved, (self._email(summary) if summary is not None else Email(run_id))
+        email = self._run_email(RunEnd(job_run_id, state, message), run_id, summary,
+                                {s.value: n for s, n in moved.items()})
+        return moved, email
 
     def run_succeeded_late(self, job_run_id: str) -> Email:
         """A SUCCEEDED run whose end event never came: its files are finished from its summary
-        and the summary is emailed, as the event would have done. (A run that succeeded without
-        a summary never committed: settled as a failed run.)"""
+        and it is emailed, as the event would have done. (A run that succeeded without a summary
+        never committed: settled as a failed run.)"""
         run_id = self.jobs.run_id_of(job_run_id)
         summary = self.manifests.read_summary(run_id) if run_id else None
         if run_id is None or summary is None:
             return self.run_ended_badly(job_run_id, "SUCCEEDED", "the run ended without its summary")[1]
-        settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, None)
-        return self._email(summary)
+        moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, None)
+        return self._run_email(RunEnd(job_run_id, "SUCCEEDED"), run_id, summary,
+                               {s.value: n for s, n in moved.items()})
+
+    def _run_email(self, end: RunEnd, run_id: str | None, summary: RunSummary | None,
+                   settled: dict[str, int] | None = None) -> Email:
+        report = run_report(end, run_id, summary, self.place, settled,
+                            self.manifests.summary_uri(run_id) if run_id else "")
+        return Email(report.name, report.detail["outcome"], self.notifier.send(report))
+
+    def crawl_failed(self, event_id: str, crawler: str, error: str, time: str, log_link: str = "") -> Email:
+        """The raw crawler failed: its files stay PENDING (the sweep crawls again); email it."""
+        report = crawl_failed_report(event_id, crawler, error, time, log_link)
+        return Email(report.name, "FAILED", self.notifier.send(report))

@@ -84,6 +84,16 @@ def load_module(path: Path) -> ModuleType:
     return module
 
 
+def record_error(aws: Any, function_name: str) -> None:
+    """What Lambda records for an invocation that ended in a function error: Errors +1 in AWS/Lambda,
+    dimension FunctionName ("Types of metrics for Lambda functions", Lambda developer guide: "Errors -
+    The number of invocations that result in a function error"). A batch whose items are reported
+    failed (ReportBatchItemFailures) is not an error. Throttles never happen locally (no quotas)."""
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[{
+        "MetricName": "Errors", "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+        "Value": 1, "Unit": "Count"}])
+
+
 def as_role(handler: Callable[[dict, Any], Any], role: Principal | None) -> Callable[[dict, Any], Any]:
     """The handler, its calls made as `role` (None: unchecked, as before)."""
     if role is None:

@@ -139,6 +139,11 @@ def request_keys(service: str, operation: str, params: dict[str, Any]) -> dict[s
     """Condition keys a request carries in its parameters."""
     if service == "dynamodb" and (leading := _leading_keys(operation, params)) is not None:
         return {"dynamodb:LeadingKeys": leading}
+    if service == "events" and operation == "PutEvents":  # EventBridge user guide, "Using IAM policy
+        # conditions": events:source and events:detail-type, one value per entry of the call
+        entries = params.get("Entries", [])
+        return {"events:source": sorted({e.get("Source", "") for e in entries}),
+                "events:detail-type": sorted({e.get("DetailType", "") for e in entries})}
     if service == "cloudwatch" and operation == "PutMetricData":
         return {"cloudwatch:namespace": params.get("Namespace", "")}
     if service == "s3" and operation in ("ListObjectsV2", "ListObjects"):

@@ -113,7 +113,8 @@ def _crawler_failed(rt: Runtime) -> None:
 
 
 def _failed_invocations(rt: Runtime) -> int:
-    return rt.status()["failed_invocations"].get(rt.stack.names["CrawlerFailedRule"], 0)
+    """Of NotifyRule, which hands the crawl's email (StartJobFunction's report) to the topic."""
+    return rt.status()["failed_invocations"].get(rt.stack.names["NotifyRule"], 0)
 
 
 @pytest.mark.parametrize(("resource", "sid", "action"), [
@@ -127,6 +128,39 @@ def test_a_delivery_to_the_topic_without_its_grant_is_a_failed_invocation(runtim
         _crawler_failed(runtime)
         eventually(runtime, lambda: _failed_invocations(runtime) > before)
         assert_named(runtime, "events.amazonaws.com", action, arn)
+
+
+def test_a_topic_policy_conditioned_on_the_rule_lets_no_email_through(runtime):
+    """Finding 2: "You can't use Condition blocks in Amazon SNS topic policies for EventBridge" - the
+    delivery carries no aws:SourceArn, so the old template's conditioned statement denied every email."""
+    topic = runtime.stack.names["NotificationTopic"]
+    statement = _statement(runtime.stack.resource_policies[topic], "EventBridgeRulesPublish")
+    statement["Condition"] = {"ArnEquals": {"aws:SourceArn": runtime.stack.arns["NotifyRule"]}}
+    before = _failed_invocations(runtime)
+    try:
+        _crawler_failed(runtime)
+        eventually(lambda: _failed_invocations(runtime) > before)
+    finally:
+        del statement["Condition"]
+    assert_named(runtime, "events.amazonaws.com", "sns:Publish", topic)
+
+
+def test_an_event_the_function_fails_on_rests_in_its_dlq_and_its_alarm_fires(runtime):
+    """Lambda retries an asynchronous event twice, then sends it to the function's DLQ with the
+    function's role; the DLQ's alarm fires from the queue's metric."""
+    dlq = runtime.stack.functions["StartJobFunction"].dead_letter_queue
+    alarm = runtime.stack.resources["StartJobDLQAlarm"]["AlarmName"]
+    with action_taken_away(runtime, "StartJobRole", "StartEtlJob", "glue:StartJobRun"):
+        put(runtime, "iam_dlq/f.csv", orders_csv(3))
+        eventually(lambda: _depth(runtime, dlq) > 0, timeout=90)
+    assert eventually(lambda: next(a["state"] for a in runtime.status()["alarms"] if a["name"] == alarm)
+                      == "ALARM", timeout=60)
+
+
+def _depth(rt: Runtime, url: str) -> int:
+    attributes = rt.aws.client("sqs").get_queue_attributes(QueueUrl=url,
+                                                           AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def test_a_key_policy_conditioned_on_the_source_account_lets_no_email_through(runtime):

@@ -4,6 +4,7 @@ module; each test writes to a dataset folder of its own and waits for its own fi
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -13,9 +14,12 @@ import boto3
 import pytest
 
 from ledger import State
+from sluice.aws.sns import read_outbox
 from sluice.runtime import Runtime
+from sluice.status import redrive
 from tests.runtime.conftest import (
     emails,
+    eventually,
     ledger_items,
     ledger_of,
     orders_csv,
@@ -41,7 +45,13 @@ def test_one_file_from_put_to_email(runtime):
     put(runtime, "single/2026-11-24.csv", orders_csv(20))
     [item] = wait(runtime, "single", 1)
     assert (item["state"], item["rows_in"], item["rows_out"], item["rows_bad"]) == ("DONE", 20, 20, 0)
-    assert "SUCCEEDED" in wait_for_email(runtime, "SUCCEEDED", before)
+    email = wait_for_email(runtime, "single/2026-11-24.csv", before)
+    # the one email of the run: counts, and nothing else of it (Glue's own state change is not emailed)
+    assert ": SUCCEEDED. 1 files, 20 rows in, 20 written, 0 quarantined, 0 duplicate. Written: single: " \
+        in email
+    [mail] = [m for m in read_outbox(runtime.outbox_dir)[before:] if item["run_id"] in m.body]
+    assert mail.subject == "AWS Notification Message"  # EventBridge gives SNS no Subject
+    assert mail.body.startswith('"Sluice run ')  # the target input as it is, quotes included
     assert any(k.endswith(".parquet") for k in processed_keys(runtime, "single"))
 
 
@@ -91,7 +101,8 @@ def test_failing_job_emails_failed_and_returns_files_to_pending(runtime):
     before = len(emails(runtime))
     put(runtime, "doomed/second.csv", orders_csv(5, start=3000))
     email = wait_for_email(runtime, "FAILED", before)
-    assert "injected: executor lost" in email
+    assert "injected: executor lost" in email and "Nothing from this run was kept" in email
+    assert "back to PENDING with one attempt counted" in email
     # The email and the release are two consumers of one "Glue Job State Change" event, so the
     # email may come first: wait for the release, then check it counted the attempt.
     until(runtime, lambda: int(_item(runtime, "doomed/second.csv").get("attempts", 0)) > 0,
@@ -134,7 +145,7 @@ def test_bad_rows_are_quarantined_counted_and_emailed(runtime):
     quarantine = [k for k in processed_keys(runtime, "_quarantine") if "/mixed/" in k]
     assert quarantine
     email = wait_for_email(runtime, "mixed/with-bad-rows.csv", before)
-    assert "12 in, 10 out, 2 quarantined" in email and "_quarantine/" in email
+    assert "12 in, 10 written, 2 quarantined" in email and "_quarantine/" in email
 
 
 def test_upload_through_a_plain_boto3_client_is_processed(runtime):
@@ -144,6 +155,31 @@ def test_upload_through_a_plain_boto3_client_is_processed(runtime):
                   Body=orders_csv(7, start=5000))
     [item] = wait(runtime, "external", 1)
     assert item["state"] == State.DONE.value and item["rows_out"] == 7
+
+
+def test_every_finished_run_has_exactly_one_email(runtime):
+    """What `make run` checks: no run without its email, none with two."""
+    status = eventually(lambda: (s := runtime.status())["emails_per_run"]["missing"] == [] and s, timeout=60)
+    assert status["job_runs"]["finished"] > 0 and status["emails_per_run"]["duplicated"] == []
+
+
+def test_a_dead_letter_makes_its_alarm_fire_and_clearing_it_returns_it_to_ok(runtime):
+    """A message in the ingest DLQ: its alarm goes to ALARM in `sluice status`, computed from the
+    queue's metric as CloudWatch computes it; redriven (an s3:TestEvent, which StartCrawlerFunction
+    ignores), the queue empties and the alarm returns to OK once a period shows it empty."""
+    name = runtime.stack.resources["IngestDLQAlarm"]["AlarmName"]
+
+    def state() -> str:
+        return next(a["state"] for a in runtime.status()["alarms"] if a["name"] == name)
+
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-25T10:00:00.000Z",
+                  "Bucket": runtime.stack.outputs["RawBucketName"], "RequestId": "r", "HostId": "h"}
+    runtime.aws.client("sqs").send_message(QueueUrl=runtime.stack.outputs["IngestDLQUrl"],
+                                           MessageBody=json.dumps(test_event))
+    eventually(lambda: state() == "ALARM", timeout=60)
+    assert redrive(runtime.aws.client, runtime.aws.resource, runtime.stack.outputs)["messages"] == 1
+    eventually(lambda: state() == "OK", timeout=150)  # the next 60 s period without the message
+    assert runtime.status()["queues"]["ingest_dlq"] == 0
 
 
 def test_status_reports_the_contract_fields(runtime):

@@ -206,14 +206,19 @@ class FakeCrawler:
 
 
 class FakeNotifier:
+    """Sends a report once per name, as EventBridgeNotifier does."""
+
     def __init__(self, error: Exception | None = None) -> None:
-        self.sent: list[tuple[str, str]] = []
+        self.sent: list = []
         self.error = error
 
-    def send(self, subject, text):
+    def send(self, report):
         if self.error:
             raise self.error
-        self.sent.append((subject, text))
+        if any(r.name == report.name for r in self.sent):
+            return False
+        self.sent.append(report)
+        return True
 
 
 class FakeOutputs:

@@ -31,7 +31,6 @@ from tests.unit.run_fakes import (
     FakeRuns,
 )
 
-from run_summary import SNS_MESSAGE_BYTES, summary_message  # isort: skip
 from runs import Email, RunPlanner, RunSettings, StartRefused, Sweep, TimeLeft  # isort: skip
 
 
@@ -121,11 +120,13 @@ def test_failed_run_is_traced_through_the_job_run_arguments():
     [run] = planner.start_runs()
     _began(planner, run)
     settled = planner.run_ended_badly(run.job_run_id, "FAILED", "boom")
-    assert settled == ({State.PENDING: 2}, Email(run.run_id))
+    assert settled == ({State.PENDING: 2}, Email(run.run_id, "FAILED", sent=True))
     assert planner.outputs.discarded == [run.run_id]  # what it wrote before failing is removed
     assert ledger.failed[run.run_id] == (3, f"job run {run.job_run_id} FAILED: boom")  # an attempt counted
-    assert planner.notifier.sent == []  # it did not commit: nothing to tell
-    assert planner.run_ended_badly("jr_unknown", "FAILED", "boom") == ({}, Email(None))
+    [report] = planner.notifier.sent  # why, and what happens to its files
+    assert "ended FAILED: boom" in report.message and "Its files: 2 back to PENDING" in report.message
+    unknown = planner.run_ended_badly("jr_unknown", "FAILED", "boom")
+    assert unknown == ({}, Email("jr_unknown", "FAILED", sent=True))  # said so; nothing settled
 
 
 def test_a_run_that_dies_after_its_commit_point_is_finished_from_its_summary_and_emailed():
@@ -134,24 +135,33 @@ def test_a_run_that_dies_after_its_commit_point_is_finished_from_its_summary_and
     [run] = planner.start_runs()
     _began(planner, run)
     planner.manifests.summaries = {run.run_id: _summary(run.run_id, RowCounts(3, 2, 1), RowCounts(0, 0, 0))}
-    assert planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late") == ({State.DONE: 2},
-                                                                          Email(run.run_id, sent=True))
+    assert planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late") == (
+        {State.DONE: 2}, Email(run.run_id, "SUCCEEDED", sent=True))
     assert planner.outputs.discarded == [] and ledger.done["s3://raw/d/0.csv#e"].rows_bad == 1
     assert ledger.failed == {}  # no attempt counted against files that were processed
-    [(subject, _)] = planner.notifier.sent
-    assert subject == f"Sluice run {run.run_id}: 2 files, 2 of 3 rows written, 1 quarantined, 0 duplicate"
+    [report] = planner.notifier.sent
+    assert report.message.startswith(f"Sluice run {run.run_id}: SUCCEEDED. 2 files, 3 rows in, 2 written, "
+                                     f"1 quarantined, 0 duplicate")
 
 
-def test_a_succeeded_run_emails_its_summary_and_an_unknown_one_nothing():
+def test_every_run_gets_one_email_and_a_repeated_end_no_second():
     ledger, jobs = FakeLedger(1), FakeJobs()
     planner = _planner(ledger, jobs)
     [run] = planner.start_runs()
-    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id)  # no summary (yet): nothing sent
+    _began(planner, run)
     planner.manifests.summaries = {run.run_id: _summary(run.run_id, RowCounts(5, 5, 0))}
-    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id, sent=True)
-    assert planner.run_succeeded("jr_someone_elses") == Email(None)
-    assert [subject for subject, _ in planner.notifier.sent] == [
-        f"Sluice run {run.run_id}: 1 files, 5 of 5 rows written, 0 quarantined, 0 duplicate"]
+    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id, "SUCCEEDED", sent=True)
+    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id, "SUCCEEDED", sent=False)  # again
+    assert planner.run_succeeded("jr_someone_elses") == Email("jr_someone_elses", "SUCCEEDED", sent=True)
+    assert [r.message.split(". ")[0] for r in planner.notifier.sent] == [
+        f"Sluice run {run.run_id}: SUCCEEDED", "Glue job run jr_someone_elses of etl ended SUCCEEDED"]
+
+
+def test_a_succeeded_run_without_its_summary_is_emailed_as_incomplete():
+    ledger, jobs = FakeLedger(1), FakeJobs()
+    planner = _planner(ledger, jobs)
+    [run] = planner.start_runs()
+    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id, "INCOMPLETE", sent=True)
 
 
 @pytest.mark.parametrize(("minutes_pending", "running", "expected"), [
@@ -226,25 +236,19 @@ def test_the_sweep_gives_back_only_claims_no_job_run_can_act_on(record, minutes,
     assert swept.crawl == (CrawlerStart.STARTED if released else None)  # the crawl's success runs them
 
 
-def test_a_succeeded_run_whose_email_fails_says_so_and_does_not_raise():
+def test_an_email_that_cannot_be_sent_raises_after_the_run_is_settled():
+    """Finding 5: a lost email was only logged; now the invocation fails and Lambda retries it (then
+    its DLQ and alarm), and the settling it did stands."""
     ledger, jobs = FakeLedger(1), FakeJobs()
-    planner = _planner(ledger, jobs, notifier=FakeNotifier(RuntimeError("SNS is down")))
+    planner = _planner(ledger, jobs, notifier=FakeNotifier(RuntimeError("EventBridge is down")))
     [run] = planner.start_runs()
     _began(planner, run)
     planner.manifests.summaries = {run.run_id: _summary(run.run_id, RowCounts(5, 5, 0))}
-    assert planner.run_succeeded(run.job_run_id) == Email(run.run_id, error="RuntimeError: SNS is down")
-    assert planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late")[0] == {State.DONE: 1}  # settled still
-
-
-def test_an_email_over_snss_limit_is_cut_in_utf8_bytes_and_says_where_the_rest_is():
-    files = [FileSummary(f"s3://raw/naïve/ünïcødé-{i:05}.csv", f"f{i}", "d", RowCounts(1, 1, 0))
-             for i in range(5_000)]
-    summary = RunSummary("run-big", files=files)
-    assert len(summary_message(summary, limit=10**9)[1].encode()) > SNS_MESSAGE_BYTES  # too big uncut
-    _, text = summary_message(summary, "s3://artifacts/runs/run-big/summary.json")
-    assert SNS_MESSAGE_BYTES - 200 < len(text.encode()) <= SNS_MESSAGE_BYTES
-    assert text.splitlines()[-1] == "The full summary: s3://artifacts/runs/run-big/summary.json"
-    assert "\ufffd" not in text  # no character cut in half
+    with pytest.raises(RuntimeError, match="EventBridge is down"):
+        planner.run_succeeded(run.job_run_id)
+    with pytest.raises(RuntimeError, match="EventBridge is down"):
+        planner.run_ended_badly(run.job_run_id, "TIMEOUT", "late")
+    assert ledger.done == {"s3://raw/d/0.csv#e": RowCounts(5, 5, 0)}  # settled before the email
 
 
 @pytest.mark.parametrize(("attempts", "max_attempts", "expected"), [
