@@ -279,7 +279,15 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
         good = transforms.enriched(good, uris, lookup, settings.lookup_key, broadcast).drop(
             "_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
         before_write([run_dir(partition_by, values) for values in sorted(partitions)])
-        (good.write.mode("append").option("compression", settings.compression).partitionBy(*partition_by)
+        # Dynamic partition overwrite, not append: up to JobMaxConcurrentRuns runs write one table
+        # root at once, and an append's FileOutputCommitter keeps every job's task output under the
+        # root's shared `_temporary/0`, which the first job to commit deletes with the others' files
+        # in it (SPARK-24238). In dynamic mode each job stages under `.spark-staging-<job id>` of its
+        # own and moves only its own partitions (all `run_id=<run>`) into place. The EMRFS
+        # S3-optimized committer is not used then (its "Requirements" page): slower commits,
+        # never a lost file.
+        (good.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+             .option("compression", settings.compression).partitionBy(*partition_by)
              .format(settings.output_format).save(output_root))
         _quarantine(spark, rows, run_id, uris, counts, unreadable, quarantine_root)
     finally:
