@@ -33,7 +33,9 @@ __all__ = ["EventSourceMapping", "Function", "RuleTarget", "Stack", "deploy", "l
 # Types created in this order (queues before the bucket that notifies them, DLQs first).
 CREATE_ORDER = ["AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Glue::Database",
                 "AWS::Glue::Crawler", "AWS::Glue::Job", "AWS::SNS::Topic", "AWS::SNS::Subscription",
-                "AWS::Lambda::Function", "AWS::Events::Rule", "AWS::Lambda::EventSourceMapping"]
+                "AWS::Lambda::Function", "AWS::Events::Rule", "AWS::Lambda::EventSourceMapping",
+                "AWS::Athena::WorkGroup", "AWS::Glue::DataCatalogEncryptionSettings",
+                "AWS::LakeFormation::Resource", "AWS::LakeFormation::PrincipalPermissions"]
 
 
 def deploy(aws: Emulator, app: SamApp, params: dict[str, str], concurrency_quota: int | None = None) -> Stack:
@@ -184,10 +186,27 @@ def _mapping(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: d
         report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])))
 
 
+def _work_group(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    aws.client("athena").create_work_group(Name=props["Name"], Description=props.get("Description", ""),
+                                           Configuration=props.get("WorkGroupConfiguration", {}))
+
+
+def _catalog_encryption(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    aws.client("glue").put_data_catalog_encryption_settings(
+        DataCatalogEncryptionSettings=props["DataCatalogEncryptionSettings"])
+
+
+def _recorded(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    """Lake Formation's registrations and grants: kept on the stack (stack.resources) for the local
+    Athena (sluice.aws.athena) and the template's checks (sluice.stack.lakeformation)."""
+
+
 _CREATORS = {
     "AWS::SQS::Queue": _queue, "AWS::DynamoDB::Table": _table, "AWS::S3::Bucket": _bucket,
     "AWS::Glue::Database": _database, "AWS::Glue::Crawler": _crawler, "AWS::Glue::Job": _job,
     "AWS::SNS::Topic": _topic, "AWS::SNS::Subscription": _subscription,
     "AWS::Lambda::Function": _function, "AWS::Events::Rule": _rule,
-    "AWS::Lambda::EventSourceMapping": _mapping,
+    "AWS::Lambda::EventSourceMapping": _mapping, "AWS::Athena::WorkGroup": _work_group,
+    "AWS::Glue::DataCatalogEncryptionSettings": _catalog_encryption,
+    "AWS::LakeFormation::Resource": _recorded, "AWS::LakeFormation::PrincipalPermissions": _recorded,
 }
