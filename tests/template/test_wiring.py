@@ -12,7 +12,7 @@ UNSCOPABLE = {
     ("StartCrawlerRole", "Tracing"): "X-Ray PutTraceSegments/PutTelemetryRecords take no resource",
     ("StartJobRole", "Tracing"): "X-Ray PutTraceSegments/PutTelemetryRecords take no resource",
     ("EtlJobRole", "JobMetrics"): "cloudwatch:PutMetricData takes no resource (namespace-conditioned)",
-    ("AnalystRole", "LakeFormationData"): "lakeformation:GetDataAccess takes no resource (Lake Formation mode)",
+    ("AnalystRole", "LakeFormationData"): "lakeformation:GetDataAccess takes no resource (LakeFormation)",
 }
 
 
