@@ -192,8 +192,13 @@ def _work_group(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props
 
 
 def _catalog_encryption(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
-    aws.client("glue").put_data_catalog_encryption_settings(
-        DataCatalogEncryptionSettings=props["DataCatalogEncryptionSettings"])
+    settings = dict(props["DataCatalogEncryptionSettings"])
+    if "ConnectionPasswordEncryption" in settings:  # CloudFormation's KmsKeyId is the API's AwsKmsKeyId
+        passwords = dict(settings["ConnectionPasswordEncryption"])
+        if "KmsKeyId" in passwords:
+            passwords["AwsKmsKeyId"] = passwords.pop("KmsKeyId")
+        settings["ConnectionPasswordEncryption"] = passwords
+    aws.client("glue").put_data_catalog_encryption_settings(DataCatalogEncryptionSettings=settings)
 
 
 def _recorded(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:

@@ -66,7 +66,7 @@ def needs_of(principal: str, action: str, resource: str, locations: Mapping[str,
     service, _, operation = action.partition(":")
     if service == "s3" and reads_data and resource in reads_data:
         return [Need(principal, "SELECT", reads_data[resource])]
-    if service != "glue" or ":table/" not in resource and ":database/" not in resource:
+    if service != "glue" or (":table/" not in resource and ":database/" not in resource):
         return []
     kind, _, path = resource.rpartition(":")[2].partition("/")
     database = path.split("/", 1)[0]
@@ -105,7 +105,7 @@ class LakeFormationGrants:
         roles = {stack.arns[lid]: lid for lid, r in app.resources.items() if r["Type"] == "AWS::IAM::Role"}
         grants: set[Need] = set()
         registered: list[str] = []
-        for lid, resource in sorted(app.resources.items()):
+        for _, resource in sorted(app.resources.items()):
             if not resolve.included(resource):
                 continue
             if resource["Type"] == "AWS::LakeFormation::Resource":
@@ -114,7 +114,8 @@ class LakeFormationGrants:
                 props = resolve(resource["Properties"])
                 who = roles.get(props["Principal"]["DataLakePrincipalIdentifier"],
                                 props["Principal"]["DataLakePrincipalIdentifier"])
-                grants |= {Need(who, permission, _resource(props["Resource"])) for permission in props["Permissions"]}
+                on = _resource(props["Resource"])
+                grants |= {Need(who, permission, on) for permission in props["Permissions"]}
         names = stack.names
         locations = {names["RawDatabase"]: stack.arns["RawBucket"],
                      names["ProcessedDatabase"]: stack.arns["ProcessedBucket"]}

@@ -28,7 +28,8 @@ ORDERS = pa.table({"order_id": ["o-1", "o-2", "o-3"],
                    "amount": [1.5, 2.5, None]})
 ORDERS_COLUMNS = [("order_id", "string"), ("item", "struct<sku:string,tags:array<string>>"),
                   ("amount", "double")]
-READINGS = b'{"device":"d1","at":"2026-11-24T10:15:00.000Z","value":1.5}\n{"device":"d2","at":"2026-11-24T10:20:00.000Z"}\n'
+READINGS = (b'{"device":"d1","at":"2026-11-24T10:15:00.000Z","value":1.5}\n'
+            b'{"device":"d2","at":"2026-11-24T10:20:00.000Z"}\n')
 
 
 def _seed(aws, stack) -> None:
@@ -75,8 +76,8 @@ def test_the_analyst_queries_nested_parquet_and_json_tables(deployed):
     assert nested.state == "SUCCEEDED", nested.reason
     assert nested.rows() == [["order_id", "sku", "first_tag"], ["o-1", "a", "x"], ["o-2", "b", None],
                              ["o-3", None, None]]
-    unnested = run_query(setup, "SELECT o.order_id, t.tag FROM orders o CROSS JOIN UNNEST(o.item.tags) AS t(tag) "
-                                "WHERE o.day = '25' ORDER BY tag")
+    unnested = run_query(setup, "SELECT o.order_id, t.tag FROM orders o "
+                                "CROSS JOIN UNNEST(o.item.tags) AS t(tag) WHERE o.day = '25' ORDER BY tag")
     assert unnested.rows()[1:] == [["o-1", "x"], ["o-1", "y"]]
     readings = run_query(setup, 'SELECT device, "at", value, hour FROM sensors ORDER BY device')
     assert readings.state == "SUCCEEDED", readings.reason
@@ -111,7 +112,7 @@ def _objects(stack, prefix: str) -> list[bytes]:
 
 
 @pytest.mark.parametrize("sql", ["SELECT * FROM sluice_local_raw.orders",
-                                 "SELECT p.* FROM orders p JOIN sluice_local_raw.orders r ON p.order_id = r.order_id"])
+                                 "SELECT p.* FROM orders p JOIN sluice_local_raw.orders r USING (order_id)"])
 def test_a_query_touching_raw_data_is_denied_naming_the_missing_grant(deployed, sql):
     _, setup, _ = deployed
     answer = run_query(setup, sql)
@@ -126,14 +127,16 @@ def test_a_query_touching_raw_data_is_denied_naming_the_missing_grant(deployed, 
 def test_no_other_way_to_the_raw_bucket_quarantine_or_files(deployed):
     stack, setup, _ = deployed
     raw = stack.outputs["RawBucketName"]
-    for sql in (f"SELECT * FROM read_csv('s3://{raw}/orders/a.csv')", "SELECT * FROM read_csv('/etc/hostname')"):
+    for sql in (f"SELECT * FROM read_csv('s3://{raw}/orders/a.csv')",
+                "SELECT * FROM read_csv('/etc/hostname')"):
         answer = run_query(setup, sql)
         assert answer.state == "FAILED" and "PERMISSION_DENIED" in answer.reason, answer.reason
     analyst = stack.roles["AnalystRole"]
     processed = stack.arns["ProcessedBucket"]
     policy = stack.resource_policies[processed]
     # The quarantine holds raw rows: only the job reads it, whatever the analyst's own grants.
-    assert not evaluate(analyst, "s3:GetObject", f"{processed}/_quarantine/orders/x.json", None, policy).allowed
+    quarantined = f"{processed}/_quarantine/orders/x.json"
+    assert not evaluate(analyst, "s3:GetObject", quarantined, None, policy).allowed
     # Its own reads of the tables' files: IAM mode; in Lake Formation mode Lake Formation reads them.
     assert evaluate(analyst, "s3:GetObject", f"{processed}/orders/day=24/x.parquet", None, policy).allowed \
         == (not setup.registered)
@@ -155,9 +158,10 @@ def test_results_are_encrypted_in_the_workgroups_prefix_and_only_the_analysts_re
 def test_the_workgroups_scan_cutoff_cancels_the_query_and_its_location_is_enforced(deployed, aws):
     stack, setup, audit = deployed
     enforcer = Enforcer(audit, stack.resource_policies)
-    configured = client_as(None, "athena").get_work_group(WorkGroup=setup.workgroup)["WorkGroup"]["Configuration"]
-    group = WorkGroup.from_configuration(setup.workgroup, configured)
-    assert group.enforced and group.bytes_cutoff == int(local_parameters().get("QueryScanLimitBytes", 10737418240))
+    found = client_as(None, "athena").get_work_group(WorkGroup=setup.workgroup)["WorkGroup"]
+    group = WorkGroup.from_configuration(setup.workgroup, found["Configuration"])
+    limit = int(local_parameters().get("QueryScanLimitBytes", 10737418240))
+    assert group.enforced and group.bytes_cutoff == limit
     small = replace(group, bytes_cutoff=len(_objects(stack, "orders/day=24/")[0]))  # one file's worth
 
     def client_for(principal, service):
@@ -171,7 +175,8 @@ def test_the_workgroups_scan_cutoff_cancels_the_query_and_its_location_is_enforc
     run = athena.get_query_execution(analyst, fits)["QueryExecution"]
     assert run["Status"]["State"] == "SUCCEEDED", run["Status"]
     assert run["ResultConfiguration"]["OutputLocation"].startswith(group.output_location)  # not elsewhere
-    too_much = athena.start_query_execution(analyst, "SELECT count(*) FROM orders", setup.workgroup, setup.database)
+    too_much = athena.start_query_execution(analyst, "SELECT count(*) FROM orders", setup.workgroup,
+                                            setup.database)
     athena.wait(too_much)
     status = athena.get_query_execution(analyst, too_much)["QueryExecution"]["Status"]
     assert status["State"] == "CANCELLED" and "BytesScannedCutoffPerQuery" in status["StateChangeReason"]
@@ -186,10 +191,11 @@ def test_the_analyst_role_holds_no_grant_its_queries_do_not_use(deployed):
 
 
 def test_lake_formation_mode_reads_with_lake_formations_credentials(deployed):
-    stack, setup, audit = deployed
+    _, setup, audit = deployed
     answer = run_query(setup, "SELECT count(*) AS n FROM orders")
     assert answer.state == "SUCCEEDED", answer.reason
-    readers = {c.principal for c in audit.calls() if c.action == "s3:GetObject" and "/orders/day=" in c.resource}
+    readers = {c.principal for c in audit.calls()
+               if c.action == "s3:GetObject" and "/orders/day=" in c.resource}
     if setup.registered:
         assert readers == {"AWSServiceRoleForLakeFormationDataAccess"}
         assert any(c.action == "lakeformation:GetDataAccess" and c.principal == "AnalystRole" and c.allowed

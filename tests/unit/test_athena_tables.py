@@ -12,8 +12,17 @@ import pyarrow as pa
 import pytest
 
 from sluice.aws.athena import _csv_rows, csv_text
-from sluice.aws.athena_tables import (QueryError, ScanBudget, ScanLimitExceeded, TableName, athena_text,
-                                      athena_type, hive_type, json_value, referenced_tables)
+from sluice.aws.athena_tables import (
+    QueryError,
+    ScanBudget,
+    ScanLimitExceeded,
+    TableName,
+    athena_text,
+    athena_type,
+    hive_type,
+    json_value,
+    referenced_tables,
+)
 
 
 def _parse(sql: str) -> dict:
