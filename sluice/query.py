@@ -47,10 +47,8 @@ class QuerySetup:
 
     @classmethod
     def of_stack(cls, stack: Any, endpoint: str) -> QuerySetup:
-        registered = [props["ResourceArn"] for lid, props in stack.resources.items()
-                      if "ResourceArn" in props and "UseServiceLinkedRole" in props]
         return cls(endpoint, stack.roles[ANALYST_ROLE], stack.resource_policies, stack.names[WORKGROUP],
-                   stack.outputs["ProcessedDatabaseName"], registered)
+                   stack.outputs["ProcessedDatabaseName"], list(stack.registered_locations))
 
     def to_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "workgroup": self.workgroup, "database": self.database,
@@ -175,9 +173,11 @@ def summary(answer: QueryAnswer) -> str:
             f"results {execution['ResultConfiguration']['OutputLocation']}")
 
 
-def report_failure(answer: QueryAnswer, out: Any = sys.stderr) -> None:
+def report_failure(answer: QueryAnswer, out: Any = None) -> None:
     """The reason Athena gives, and each refused call: principal, action, resource, missing grant."""
     from sluice.aws.iam import denial_report
+
+    out = out or sys.stderr
 
     print(f"{answer.state}: {answer.reason}", file=out)
     if answer.denied:

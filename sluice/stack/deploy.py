@@ -201,9 +201,15 @@ def _catalog_encryption(aws: Emulator, app: SamApp, stack: Stack, logical_id: st
     aws.client("glue").put_data_catalog_encryption_settings(DataCatalogEncryptionSettings=settings)
 
 
+def _registered_location(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    """A location registered with Lake Formation: the local Athena reads it with Lake Formation's
+    role (sluice.aws.athena.DataAccess)."""
+    stack.registered_locations.append(props["ResourceArn"])
+
+
 def _recorded(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
-    """Lake Formation's registrations and grants: kept on the stack (stack.resources) for the local
-    Athena (sluice.aws.athena) and the template's checks (sluice.stack.lakeformation)."""
+    """Lake Formation's grants: kept on the stack (stack.resources); the template's are checked
+    against the calls each principal makes (sluice.stack.lakeformation)."""
 
 
 _CREATORS = {
@@ -213,5 +219,6 @@ _CREATORS = {
     "AWS::Lambda::Function": _function, "AWS::Events::Rule": _rule,
     "AWS::Lambda::EventSourceMapping": _mapping, "AWS::Athena::WorkGroup": _work_group,
     "AWS::Glue::DataCatalogEncryptionSettings": _catalog_encryption,
-    "AWS::LakeFormation::Resource": _recorded, "AWS::LakeFormation::PrincipalPermissions": _recorded,
+    "AWS::LakeFormation::Resource": _registered_location,
+    "AWS::LakeFormation::PrincipalPermissions": _recorded,
 }

@@ -56,16 +56,27 @@ def _seed(aws, stack) -> None:
              "csv")
 
 
-@pytest.fixture(params=["IAM", "LakeFormation"])
-def deployed(request, aws, app) -> Iterator[tuple]:
-    """The template deployed in each LakeFormationMode, IAM enforced on the process's clients."""
-    stack = deploy(aws, app, {**local_parameters(), "LakeFormationMode": request.param})
-    audit = Audit({"AnalystRole": stack.roles["AnalystRole"], **stack.principals})
-    enforcer = Enforcer(audit, stack.resource_policies)
+@pytest.fixture(scope="module", params=["IAM", "LakeFormation"])
+def mode(request, emulator, app) -> Iterator[tuple]:
+    """The template deployed in each LakeFormationMode, once for the module's tests (they only
+    read, and write query results), IAM enforced on the process's clients."""
+    emulator.reset()
+    emulator.point_process_here()
+    stack = deploy(emulator, app, {**local_parameters(), "LakeFormationMode": request.param})
+    enforcer = Enforcer(Audit(), stack.resource_policies)
     enforcer.install()
-    _seed(aws, stack)
-    yield stack, QuerySetup.of_stack(stack, aws.endpoint), audit
+    _seed(emulator, stack)
+    yield stack, enforcer
     Enforcer.uninstall()
+
+
+@pytest.fixture
+def deployed(mode, emulator) -> tuple:
+    """The deployed stack, its query setup, and an audit of this test's calls alone."""
+    stack, enforcer = mode
+    emulator.point_process_here()
+    enforcer.audit = Audit({"AnalystRole": stack.roles["AnalystRole"], **stack.principals})
+    return stack, QuerySetup.of_stack(stack, emulator.endpoint), enforcer.audit
 
 
 def test_the_analyst_queries_nested_parquet_and_json_tables(deployed):
@@ -155,7 +166,7 @@ def test_results_are_encrypted_in_the_workgroups_prefix_and_only_the_analysts_re
                             stack.resource_policies[artifacts]).allowed, role
 
 
-def test_the_workgroups_scan_cutoff_cancels_the_query_and_its_location_is_enforced(deployed, aws):
+def test_the_workgroups_scan_cutoff_cancels_the_query_and_its_location_is_enforced(deployed, emulator):
     stack, setup, audit = deployed
     enforcer = Enforcer(audit, stack.resource_policies)
     found = client_as(None, "athena").get_work_group(WorkGroup=setup.workgroup)["WorkGroup"]
@@ -165,7 +176,7 @@ def test_the_workgroups_scan_cutoff_cancels_the_query_and_its_location_is_enforc
     small = replace(group, bytes_cutoff=len(_objects(stack, "orders/day=24/")[0]))  # one file's worth
 
     def client_for(principal, service):
-        return client_as(principal, service, aws.endpoint)
+        return client_as(principal, service, emulator.endpoint)
 
     athena = LocalAthena(client_for, lambda name: small, DataAccess(setup.registered), enforcer)
     analyst = setup.analyst
@@ -184,6 +195,10 @@ def test_the_workgroups_scan_cutoff_cancels_the_query_and_its_location_is_enforc
 
 def test_the_analyst_role_holds_no_grant_its_queries_do_not_use(deployed):
     _, setup, audit = deployed
+    # As in a fresh account, where the first query creates Athena's `default` database.
+    glue = client_as(None, "glue")
+    if "default" in {d["Name"] for d in glue.get_databases()["DatabaseList"]}:
+        glue.delete_database(Name="default")
     assert run_query(setup, "SELECT count(*) FROM orders").state == "SUCCEEDED"
     stopped = run_query(setup, "SELECT count(*) FROM orders", timeout=0)  # stopped at once (Ctrl-C)
     assert stopped.state in ("CANCELLED", "SUCCEEDED")

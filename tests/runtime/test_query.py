@@ -44,8 +44,9 @@ def runtime(tmp_path_factory) -> Iterator[Runtime]:
         for dataset in ("orders", "sensors", "clicks"):
             for path in sorted((SAMPLES / dataset).iterdir()):
                 rt.ingest(path, f"{dataset}/{path.name}")
-        # raw Hive partitions: the crawler adds them (BatchCreatePartition)
-        put(rt, "orders_eu/region=eu/part-0.csv", orders_csv(20))
+        # raw Hive partitions: the crawler adds them (BatchCreatePartition). Not `region=`: the
+        # [local] lookup adds a `region` column to tables with a `country` (countries.csv).
+        put(rt, "orders_eu/source=web/part-0.csv", orders_csv(20))
         for dataset, files in (("orders", 3), ("sensors", 1), ("clicks", 1), ("orders_eu", 1)):
             assert {i["state"] for i in wait(rt, dataset, files, timeout=300)} == {"DONE"}, dataset
         yield rt

@@ -10,15 +10,28 @@ from sluice.aws.emulator import ACCOUNT_ID
 from sluice.aws.iam import Policy, Principal, evaluate
 from sluice.stack.deploy import deploy, local_parameters
 from sluice.stack.lakeformation import LakeFormationGrants, Need
+from sluice.stack.model import Stack
+from sluice.stack.policies import collect_policies
+from sluice.stack.resolve import name_resources
 
 ADMIN = Principal("Admin", f"arn:aws:iam::{ACCOUNT_ID}:role/Admin",
                   [Policy("admin", {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})])
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
+def _policies(app, **parameters: str) -> Stack:
+    """The roles' and resources' policies as deployed with these parameters (nothing created)."""
+    stack = Stack()
+    resolve = name_resources(app, {**local_parameters(), **parameters}, stack)
+    stack.resources = {lid: resolve(r.get("Properties", {})) for lid, r in app.resources.items()
+                       if resolve.included(r)}
+    collect_policies(app, stack, resolve)
+    return stack
+
+
 @pytest.fixture(params=["IAM", "LakeFormation"])
-def stack(request, aws, app):
-    return deploy(aws, app, {**local_parameters(), "LakeFormationMode": request.param})
+def stack(request, app) -> Stack:
+    return _policies(app, LakeFormationMode=request.param)
 
 
 def _allowed(stack, who: Principal, action: str, resource: str) -> bool:
@@ -70,8 +83,8 @@ def test_the_analyst_reads_processed_tables_and_nothing_of_the_pipeline(stack):
     ("ProcessedBucket", "_quarantine/orders/run_id=r/part-0.json", {"EtlJobRole"}),
     ("ArtifactsBucket", "athena-results/q.csv", {"AnalystRole"}),
 ])
-def test_each_bucket_policy_names_its_readers_whatever_else_allows(aws, app, bucket, key, readers):
-    stack = deploy(aws, app, local_parameters())
+def test_each_bucket_policy_names_its_readers_whatever_else_allows(app, bucket, key, readers):
+    stack = _policies(app)
     resource = f"{stack.arns[bucket]}/{key}"
     # An administrator of the account (s3:* on *) is refused too: the bucket policy's Deny wins.
     who = {lid: role for lid, role in stack.roles.items()} | {"Admin": ADMIN}
@@ -80,10 +93,7 @@ def test_each_bucket_policy_names_its_readers_whatever_else_allows(aws, app, buc
     assert granted == readers
 
 
-def test_lake_formation_mode_registers_the_buckets_and_grants_each_role_its_own():
-    from sluice.stack.template import SamApp
-
-    app = SamApp.load()
+def test_lake_formation_mode_registers_the_buckets_and_grants_each_role_its_own(app):
     iam = LakeFormationGrants.of(app, local_parameters())
     assert iam.grants == set() and iam.registered == []
     lf = LakeFormationGrants.of(app, {**local_parameters(), "LakeFormationMode": "LakeFormation"})
@@ -102,16 +112,15 @@ def test_lake_formation_mode_registers_the_buckets_and_grants_each_role_its_own(
               "Permissions": ["ALL"]}]),
     ("LakeFormation", []),
 ])
-def test_new_tables_get_iam_allowed_principals_only_in_iam_mode(aws, app, mode, defaults):
-    stack = deploy(aws, app, {**local_parameters(), "LakeFormationMode": mode})
+def test_new_tables_get_iam_allowed_principals_only_in_iam_mode(app, mode, defaults):
+    stack = _policies(app, LakeFormationMode=mode)
     for database in ("RawDatabase", "ProcessedDatabase"):
         assert stack.resources[database]["DatabaseInput"]["CreateTableDefaultPermissions"] == defaults
 
 
 def test_an_encrypted_catalogs_key_is_granted_to_every_role_that_uses_the_catalog(aws, app):
-    plain = deploy(aws, app, local_parameters())
+    plain = _policies(app)
     assert "CatalogEncryption" not in plain.resources
-    aws.reset()
     stack = deploy(aws, app, {**local_parameters(), "CatalogEncryptionKeyArn": KEY})
     settings = aws.client("glue").get_data_catalog_encryption_settings()["DataCatalogEncryptionSettings"]
     assert settings["EncryptionAtRest"] == {"CatalogEncryptionMode": "SSE-KMS", "SseAwsKmsKeyId": KEY}
