@@ -84,7 +84,7 @@ class DataAccess:
     registering gives s3 access to the location: Lake Formation developer guide, "Underlying
     data access control"), once the caller may lakeformation:GetDataAccess; elsewhere with the
     caller's own. Lake Formation's own grants (SELECT on the table) are held to the template by
-    tests/template/test_lakeformation.py, not decided here."""
+    tests/runtime/test_query.py, not decided here."""
 
     registered: list[str]  # the S3 ARNs of the registered locations (bucket, or bucket/prefix)
     account: str = ACCOUNT_ID
