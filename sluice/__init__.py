@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[1]
+STATE_DIR = _ROOT / ".sluice"  # the local runtime's state: runtime.json, iam.json, snapshot/, outbox/
 for _path in (_ROOT / "functions" / "ledger_layer", _ROOT / "glue"):
     if str(_path) not in sys.path:
         sys.path.append(str(_path))

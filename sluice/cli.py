@@ -12,6 +12,9 @@
     sluice iam                  per principal: the calls made (action, resource) and the grants
                                 never used; every denied call or delivery
     sluice datasets             each table: its effective settings, files, rows and output
+    sluice query SQL [--json | --csv]
+                                query the processed tables as the analysts' role (Athena's
+                                workgroup and IAM, locally): see `sluice query --help`
     sluice outbox               the notification emails written so far
     sluice redrive              move messages from the ingest DLQ back to the ingest queue, and
                                 FAILED files back to PENDING
@@ -28,28 +31,34 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from rich.console import Console
 
+from sluice import STATE_DIR
 from sluice.aws.emulator import FAKE_CREDENTIALS, REGION
 from sluice.aws.iam import denial_report
 from sluice.aws.sns import read_outbox
-from sluice.aws.sqs import MappingRefused
 from sluice.faults import FAULTS, Faults
-from sluice.runtime import STATE_DIR, Denied, Runtime
-from sluice.stack.rules import CreateRuleError
-from sluice.stack.template import ROOT
-from sluice.status import collect_status, redrive
 from sluice.timeline import unwrapped_console
 from sluice_glue.datasets import SettingsError
 
-SAMPLES = ROOT / "samples"
+if TYPE_CHECKING:
+    from sluice.runtime import Runtime
+
+# The runtime's modules (the SAM translator, moto's server, Spark) are imported by the verbs that
+# use them: `sluice query` answers within a second or two without them.
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SAMPLE_DATASETS = ("orders", "orders_api", "sensors", "clicks")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["query"]:
+        from sluice.query import main as query
+
+        return query(argv[1:])
     parser = argparse.ArgumentParser(prog="sluice", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,11 +86,15 @@ def main(argv: list[str] | None = None) -> int:
                                     "reset the ledger's FAILED files to PENDING with their attempts at 0, "
                                     "for the sweeper or the next crawl to claim.")
     commands.add_parser("down", help="stop `sluice up`")
+    commands.add_parser("query", help="query the processed tables as the analysts' role", add_help=False)
     add_estimate_parser(commands)
     args = parser.parse_args(argv)
     handler = {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
                "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down, "iam": cmd_iam,
                "datasets": cmd_datasets, "estimate": cmd_estimate}[args.command]
+    from sluice.aws.sqs import MappingRefused
+    from sluice.stack.rules import CreateRuleError
+
     try:
         return handler(args)
     except (CreateRuleError, SettingsError, MappingRefused) as refusal:
@@ -94,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 # --- the runtime in this process ---------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from sluice.runtime import Runtime
+
     stopping = {"now": False}
 
     def stop(*_: object) -> None:
@@ -115,6 +130,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from sluice.runtime import Denied, Runtime
+
     files = [p for d in SAMPLE_DATASETS for p in sorted((SAMPLES / d).rglob("*")) if p.is_file()]
     with Runtime(port=args.port, faults=Faults.parse(args.fault)) as runtime:
         for job in runtime.jobs:
@@ -130,9 +147,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"\nFAILED: {error}", file=sys.stderr)
             _denials(runtime.status())  # a denial is the likeliest reason it never settled
             return 1
-        _print_outcome(runtime, status)
+        queried = _print_outcome(runtime, status)
         ledger = status["ledger"]
-        if _denials(status):
+        if _denials(status) or not queried:
             return 1
         if ledger["FAILED"] or ledger["DONE"] + ledger["SKIPPED"] < len(files):
             print(f"\nFAILED: not every file was processed: {ledger}", file=sys.stderr)
@@ -154,10 +171,8 @@ def _denials(status: dict[str, Any]) -> bool:
     return bool(denied or failed)
 
 
-def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> None:
+def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> bool:
     from rich.cells import cell_len
-    from rich.measure import Measurement
-    from rich.table import Table
 
     console = unwrapped_console()
 
@@ -177,24 +192,10 @@ def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> None:
     rule(f"Output: s3://{status['processed_bucket']}/ ({len(keys)} objects)")
     for partition in partitions:
         console.print(f"  {partition}/", markup=False)
-    data = [k for k in keys if k.endswith(".parquet") and not k.startswith("_quarantine")]
-    if data:
-        import io
+    # What it processed, as an analyst sees it: a query of the processed tables, as AnalystRole.
+    from sluice.query import show_demo_query
 
-        import pyarrow.parquet as pq
-
-        body = s3.get_object(Bucket=status["processed_bucket"], Key=data[0])["Body"].read()
-        shown = ["order_id", "country", "region", "amount", "event_time", "run_id"]
-        rows = pq.read_table(io.BytesIO(body)).slice(0, 5).to_pylist()
-        columns = [c for c in shown if c in rows[0]] or list(rows[0])[:6]
-        title = f"a few rows of {data[0].split('/')[0]} ({len(columns)} of {len(rows[0])} columns)"
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*(str(row[c]) for c in columns))
-        _fit(console, Measurement.get(console, console.options.update_width(1000), table).maximum)
-        console.print(table)
+    return show_demo_query(runtime, console)
 
 
 def _fit(console: Console, width: int) -> None:
@@ -222,6 +223,8 @@ def _clients(state: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from sluice.status import collect_status
+
     state = _running()
     client, resource = _clients(state)
     status = collect_status(client, resource, state["outputs"], state["endpoint"], Path(state["outbox"]),
@@ -305,6 +308,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
+    from sluice.status import redrive
+
     state = _running()
     moved = redrive(*_clients(state), state["outputs"])
     print(f"redrove {moved['messages']} message(s) from the ingest DLQ; "

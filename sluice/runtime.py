@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.table import DynamoLedger
-from sluice import persistence
+from sluice import STATE_DIR, persistence
 from sluice.aws.awslambda import as_role, load_handler, load_module, with_timeout
 from sluice.aws.cloudwatch import AlarmEvaluator
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
@@ -32,13 +32,13 @@ from sluice.aws.iam_hook import Enforcer, client_as
 from sluice.aws.sns import EmailOutbox
 from sluice.aws.sqs import QueueMetrics, SqsEventSource
 from sluice.faults import Faults
+from sluice.query import QuerySetup
 from sluice.stack.deploy import Stack, deploy, local_parameters
 from sluice.stack.steps import Target, deploy_stack
 from sluice.stack.template import ROOT, SamApp
 from sluice.status import collect_status
 from sluice.timeline import Timeline
 
-STATE_DIR = ROOT / ".sluice"
 PUBLISH_TOOL = ROOT / "tools" / "publish_glue.py"
 
 
@@ -234,7 +234,8 @@ class Runtime:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "runtime.json").write_text(json.dumps(
             {"endpoint": self.aws.endpoint, "pid": os.getpid(), "outputs": self.stack.outputs,
-             "outbox": str(self.outbox_dir), "stuck_after_s": self.stuck_after_s}, indent=2))
+             "outbox": str(self.outbox_dir), "stuck_after_s": self.stuck_after_s,
+             "query": QuerySetup.of_stack(self.stack, self.aws.endpoint).to_dict()}, indent=2))
 
     @property
     def stuck_after_s(self) -> int:

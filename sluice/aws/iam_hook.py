@@ -174,14 +174,19 @@ def _denial(service: str, operation: str, principal: Principal, action: str, res
     code, status = _DENIED.get(service, ("AccessDeniedException", 400))
     if service == "s3" and operation == "HeadObject":
         code = "403"  # a HEAD response has no body: botocore reports the status as the code
+    message = denial_message(principal, action, resource, decision)
+    return _response(status), {"Error": {"Code": code, "Message": message},
+                               "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+
+
+def denial_message(principal: Principal, action: str, resource: str, decision: Decision) -> str:
+    """AWS's words for a denied call (also what the local Athena answers, sluice.aws.athena)."""
     caller = (principal.service or
               f"arn:aws:sts::{principal.account}:assumed-role/{principal.arn.rsplit('/', 1)[-1]}/"
               f"{principal.name}")
     why = ("with an explicit deny in " + decision.statement if decision.statement
            else f"because no identity-based policy allows the {action} action")
-    message = f"User: {caller} is not authorized to perform: {action} on resource: {resource} {why}"
-    return _response(status), {"Error": {"Code": code, "Message": message},
-                               "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+    return f"User: {caller} is not authorized to perform: {action} on resource: {resource} {why}"
 
 
 def active() -> Enforcer | None:

@@ -81,9 +81,9 @@ def _glue(operation: str, p: dict[str, Any], account: str, region: str
         return [(f"glue:{operation}", f"{arn}:crawler/{p[_GLUE_CRAWLER[operation]]}")]
     if operation in _GLUE_JOB:
         return [(f"glue:{operation}", f"{arn}:job/{p['JobName']}")]
-    database = p.get("DatabaseName") or p.get("Name", "")
+    database = p.get("DatabaseName") or p.get("Name") or p.get("DatabaseInput", {}).get("Name", "")
     catalog = [f"{arn}:catalog", f"{arn}:database/{database}"]
-    if operation == "GetDatabase":
+    if operation in ("GetDatabase", "CreateDatabase"):
         tables = []
     elif operation == "GetTables":
         tables = [f"{arn}:table/{database}/*"]
@@ -130,6 +130,8 @@ def mapped(service: str, operation: str, p: dict[str, Any], account: str, region
                  f"arn:aws:events:{region}:{account}:event-bus/{b}") for b in sorted(buses)]
     if service == "cloudwatch" and operation == "PutMetricData":
         return [("cloudwatch:PutMetricData", "*")]  # no resource-level scope in IAM
+    if service == "athena" and "WorkGroup" in p:  # Athena user guide, "Workgroup example policies"
+        return [(f"athena:{operation}", f"arn:aws:athena:{region}:{account}:workgroup/{p['WorkGroup']}")]
     if service == "sts" and operation == "GetCallerIdentity":
         return []  # needs no permission
     return None

@@ -34,7 +34,9 @@ __all__ = ["EventSourceMapping", "Function", "RuleTarget", "Stack", "deploy", "l
 CREATE_ORDER = ["AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Glue::Database",
                 "AWS::Glue::Crawler", "AWS::Glue::Job", "AWS::SNS::Topic", "AWS::SNS::Subscription",
                 "AWS::Lambda::Function", "AWS::Events::Rule", "AWS::Lambda::EventSourceMapping",
-                "AWS::CloudWatch::Alarm"]
+                "AWS::CloudWatch::Alarm", "AWS::Athena::WorkGroup",
+                "AWS::Glue::DataCatalogEncryptionSettings", "AWS::LakeFormation::Resource",
+                "AWS::LakeFormation::PrincipalPermissions"]
 
 
 def deploy(aws: Emulator, app: SamApp, params: dict[str, str], concurrency_quota: int | None = None) -> Stack:
@@ -201,10 +203,40 @@ def _alarm(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dic
     aws.client("cloudwatch").put_metric_alarm(**alarm)
 
 
+def _work_group(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    aws.client("athena").create_work_group(Name=props["Name"], Description=props.get("Description", ""),
+                                           Configuration=props.get("WorkGroupConfiguration", {}))
+
+
+def _catalog_encryption(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    settings = dict(props["DataCatalogEncryptionSettings"])
+    if "ConnectionPasswordEncryption" in settings:  # CloudFormation's KmsKeyId is the API's AwsKmsKeyId
+        passwords = dict(settings["ConnectionPasswordEncryption"])
+        if "KmsKeyId" in passwords:
+            passwords["AwsKmsKeyId"] = passwords.pop("KmsKeyId")
+        settings["ConnectionPasswordEncryption"] = passwords
+    aws.client("glue").put_data_catalog_encryption_settings(DataCatalogEncryptionSettings=settings)
+
+
+def _registered_location(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    """A location registered with Lake Formation: the local Athena reads it with Lake Formation's
+    role (sluice.aws.athena.DataAccess)."""
+    stack.registered_locations.append(props["ResourceArn"])
+
+
+def _recorded(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    """Lake Formation's grants: kept on the stack (stack.resources); the template's are checked
+    against the calls each principal makes (sluice.stack.lakeformation)."""
+
+
 _CREATORS = {
     "AWS::SQS::Queue": _queue, "AWS::DynamoDB::Table": _table, "AWS::S3::Bucket": _bucket,
     "AWS::Glue::Database": _database, "AWS::Glue::Crawler": _crawler, "AWS::Glue::Job": _job,
     "AWS::SNS::Topic": _topic, "AWS::SNS::Subscription": _subscription,
     "AWS::Lambda::Function": _function, "AWS::Events::Rule": _rule,
     "AWS::Lambda::EventSourceMapping": _mapping, "AWS::CloudWatch::Alarm": _alarm,
+    "AWS::Athena::WorkGroup": _work_group,
+    "AWS::Glue::DataCatalogEncryptionSettings": _catalog_encryption,
+    "AWS::LakeFormation::Resource": _registered_location,
+    "AWS::LakeFormation::PrincipalPermissions": _recorded,
 }

@@ -55,6 +55,7 @@ class Stack:
     # function, crawler and job logical id -> the role it runs as
     principals: dict[str, Principal] = field(default_factory=dict)
     resource_policies: dict[str, dict] = field(default_factory=dict)  # resource ARN -> document
+    registered_locations: list[str] = field(default_factory=list)  # S3 ARNs registered with Lake Formation
 
     def function_environment(self) -> dict[str, str]:
         """Every function's variables, merged: handlers run in this one process, so two functions

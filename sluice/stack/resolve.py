@@ -131,6 +131,8 @@ def name_and_arn(rtype: str, logical_id: str, props: dict, stack_name: str) -> t
     if rtype == "AWS::SNS::Topic":
         name = props.get("TopicName", default)
         return arn.format("sns", name), arn.format("sns", name)
+    if rtype == "AWS::Athena::WorkGroup":
+        return props["Name"], arn.format("athena", f"workgroup/{props['Name']}")
     if rtype == "AWS::Glue::Database":
         return props["DatabaseInput"]["Name"], ""
     if rtype in ("AWS::Glue::Crawler", "AWS::Glue::Job", "AWS::Glue::SecurityConfiguration"):
