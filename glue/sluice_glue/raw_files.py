@@ -312,7 +312,8 @@ def _parsed_lines(raw: RawLayout, columns: list[tuple[str, str]], lines: DataFra
     frames = []
     for file_names, group in groups.items():
         file_names = tuple(target(n) for n in file_names)
-        parsed = F.from_csv("value", raw_schema([(n, "string") for n in file_names]).simpleString(), {
+        ddl = ", ".join(f"`{n.replace('`', '``')}` STRING" for n in (*file_names, CORRUPT))
+        parsed = F.from_csv("value", ddl, {
             "sep": raw.delimiter, "quote": raw.quote, "escape": raw.escape, "mode": "PERMISSIVE",
             "columnNameOfCorruptRecord": CORRUPT})
         rows = lines.filter(F.col("_file").isin(group)).select(parsed.alias("_row"), "_file")

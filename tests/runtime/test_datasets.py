@@ -73,7 +73,7 @@ def test_a_csv_dataset_without_a_timestamp_column_is_done_by_the_defaults_that_f
     assert days <= {(d.year, d.month, d.day) for d in (before, after)}  # placed by the ingest time (UTC)
     report = _report(runtime, "clicks_feed")
     assert report.settings.timestamp_column is None and report.settings.dedup_keys == ()
-    assert report.settings.lookup_uri == "" and len(report.defaults) == 7  # every field a default
+    assert report.settings.lookup_uri == "" and len(report.defaults) == 8  # every field a default
     assert (report.files["DONE"], report.rows.rows_out, report.processed_table) == (
         1, 30, f"{runtime.stack.outputs['ProcessedDatabaseName']}.clicks_feed")
 
