@@ -42,6 +42,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sluice_glue import hive_types
+from sluice_glue.catalog import OPEN_CSV_SERDE
 from sluice_glue.transforms import CORRUPT, raw_schema
 
 BOM = "\ufeff"
@@ -85,7 +86,12 @@ def layout(table: dict, csv_header: str = "auto") -> RawLayout:
     delimiter = serde.get("field.delim") or serde.get("separatorChar") or params.get("delimiter") or ","
     header = {"present": True, "absent": False}.get(
         csv_header, params.get("skip.header.line.count", "0").strip() not in ("", "0"))
-    return RawLayout(kind, columns, delimiter, serde.get("quoteChar") or '"', serde.get("escapeChar") or "\\",
+    # A quoted CSV (OpenCSVSerde) without an escapeChar is read as RFC 4180 writes quotes, doubled
+    # inside a quoted value (Python's csv, Excel, pandas, DMS), which Spark reads only with the quote
+    # as its escape; an unquoted one (LazySimpleSerDe) with Spark's default, the backslash.
+    quoted = descriptor.get("SerdeInfo", {}).get("SerializationLibrary") == OPEN_CSV_SERDE
+    escape = serde.get("escapeChar") or ('"' if quoted else "\\")
+    return RawLayout(kind, columns, delimiter, serde.get("quoteChar") or '"', escape,
                      header if kind == "csv" else False,
                      params.get("compressionType", "none").lower() not in ("", "none"))
 

@@ -117,7 +117,8 @@ def test_nested_values_are_typed_field_by_field_and_a_bad_leaf_is_a_reason(spark
     value, problem = transforms.conformed(F.col("t"), hive_type, "order")
     rows = df.select(value.alias("v"), problem.alias("p")).collect()
     first = rows[0]["v"]
-    assert (first["id"], first["tags"], first["items"][0]["sku"], first["items"][0]["n"]) == (7, ["a"], "x", 2)
+    item = first["items"][0]
+    assert (first["id"], first["tags"], item["sku"], item["n"]) == (7, ["a"], "x", 2)
     assert str(first["at"]) == "2026-11-25 14:00:00" and rows[0]["p"] is None
     assert rows[1]["p"] == "not a bigint in order.id: seven"
     assert rows[2]["p"] == f'not a {hive_type} in order: "not an object"'
@@ -139,20 +140,23 @@ def test_typed_keeps_nested_columns_and_quarantines_a_bad_one(spark):
                                  ("b", '{"name":"d2","readings":["x"]}', None)],
                                 transforms.raw_schema(columns))
     rows = {r["id"]: r for r in transforms.typed(raw, columns, None, []).collect()}
-    assert rows["a"]["device"].asDict() == {"name": "d1", "readings": [1.0, 2.5]} and rows["a"]["_bad_reason"] is None
+    assert rows["a"]["device"].asDict() == {"name": "d1", "readings": [1.0, 2.5]}
+    assert rows["a"]["_bad_reason"] is None
     assert rows["b"]["_bad_reason"] == "not a double in device.readings[]: x"
 
 
 def test_compressed_files_without_their_extension_are_streamed_and_read(spark, tmp_path):
     records = [{"Id": i, "device": {"Name": f"d{i}"}} for i in range(3)]
-    (tmp_path / "stream-1").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode()))
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    (tmp_path / "stream-1").write_bytes(gzip.compress(lines.encode()))
     (tmp_path / "cut").write_bytes(gzip.compress(b'{"id": 9}\n' * 1000)[:30])
     routes = [FileRoute(0, str(tmp_path / "stream-1"), "stream", "gzip"),
               FileRoute(1, str(tmp_path / "cut"), "stream", "gzip")]
     checked = raw_files.checked(spark, routes)
     assert checked[0] == (None, json.dumps(records[0])) and "truncated gzip" in checked[1][0]
     raw = RawLayout("json", (("id", "bigint"), ("device", "struct<name:string>")))
-    rows = raw_files.read(spark, raw, list(raw.columns), routes[:1], {}, lambda df: df).orderBy("id").collect()
+    rows = raw_files.read(spark, raw, list(raw.columns), routes[:1], {}, lambda df: df).orderBy("id")
+    rows = rows.collect()
     assert [(r["_file"], r["id"], r["device"]) for r in rows] == [
         (0, str(i), json.dumps({"Name": f"d{i}"}, separators=(",", ":"))) for i in range(3)]
 
@@ -167,8 +171,9 @@ def test_csv_by_position_and_by_header_with_quotes_and_the_delimiter_inside(spar
     headed = RawLayout("csv", (("op, code", "string"), ("id", "bigint"), ("note", "string")), header=True)
     names = {0: raw_files.header_names('note,"op, code",id', ",")}
     for how in ("spark", "stream"):
-        [row] = raw_files.read(spark, headed, list(headed.columns), [FileRoute(0, str(tmp_path / "named.csv"), how)],
-                               names, lambda df: df.withColumn("_file", F.lit(0))).collect()
+        route = FileRoute(0, str(tmp_path / "named.csv"), how)
+        [row] = raw_files.read(spark, headed, list(headed.columns), [route], names,
+                               lambda df: df.withColumn("_file", F.lit(0))).collect()
         assert (row["op, code"], row["id"], row["note"], row["_corrupt"]) == ("D", "3", "x, y", None), how
 
 
@@ -177,7 +182,8 @@ def test_reserved_names_are_read_as_raw_names(spark, tmp_path):
     raw = RawLayout("csv", (("id", "bigint"), ("day", "string"), ("_file", "string")), header=True)
     renames = transforms.reserved_renames(["id", "day", "_file"])
     [row] = raw_files.read(spark, raw, list(raw.columns), [FileRoute(0, str(tmp_path / "a.csv"), "spark")],
-                           {0: ["id", "day", "_file"]}, lambda df: df.withColumn("_file", F.lit(0)), renames).collect()
+                           {0: ["id", "day", "_file"]}, lambda df: df.withColumn("_file", F.lit(0)),
+                           renames).collect()
     assert (row["id"], row["raw_day"], row["raw__file"], row["_file"]) == ("1", "Mon", "x", 0)
     with pytest.raises(transforms.ReservedNameError, match="'raw_day', the name it would be kept under"):
         transforms.reserved_renames(["day", "raw_day"])
