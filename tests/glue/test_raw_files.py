@@ -187,3 +187,13 @@ def test_reserved_names_are_read_as_raw_names(spark, tmp_path):
     assert (row["id"], row["raw_day"], row["raw__file"], row["_file"]) == ("1", "Mon", "x", 0)
     with pytest.raises(transforms.ReservedNameError, match="'raw_day', the name it would be kept under"):
         transforms.reserved_renames(["day", "raw_day"])
+
+
+def test_spark_cannot_cast_a_string_to_a_complex_type(spark):
+    # The premise of transforms.conformed: reading every column as a string and casting it to
+    # the catalog's type would fail each run for a struct or array column.
+    from pyspark.errors import AnalysisException
+
+    df = spark.createDataFrame([('{"a":1}',)], "t string")
+    with pytest.raises(AnalysisException, match="DATATYPE_MISMATCH"):
+        df.select(F.col("t").cast("struct<a:int>")).collect()

@@ -100,7 +100,7 @@ def test_a_json_lines_dataset_is_placed_by_its_own_timestamp_column(runtime):
     report = _report(runtime, "sensors_feed")
     assert (report.settings.timestamp_column, report.settings.output_format, report.settings.lookup_uri) == (
         "at", "json", "")
-    assert report.defaults == ["lookup_uri", "lookup_key"] and report.rows.rows_duplicate == 1
+    assert report.defaults == ["lookup_uri", "lookup_key", "csv_header"] and report.rows.rows_duplicate == 1
 
 
 def test_a_section_naming_a_missing_column_fails_its_table_alone(runtime):
