@@ -186,7 +186,7 @@ class PartitionError(RuntimeError):
     """BatchCreatePartition refused partitions: it reports them in Errors and does not raise."""
 
 
-def add_partitions(glue: Any, database: str, table: dict, locations: Mapping[tuple[str, ...], str],
+def add_partitions(glue: Any, database: str, table: dict, locations: Mapping[tuple[str | None, ...], str],
                    expression: str | None = None) -> int:
     """Add the partitions (values -> location) the table does not have yet, with the table's
     storage descriptor; returns how many were new. `expression` (a GetPartitions Expression
@@ -200,8 +200,10 @@ def add_partitions(glue: Any, database: str, table: dict, locations: Mapping[tup
     existing = {tuple(p["Values"]) for page in glue.get_paginator("get_partitions").paginate(
         DatabaseName=database, TableName=name, **listing) for p in page["Partitions"]}
     descriptor = table["StorageDescriptor"]
+    stored = {tuple(DEFAULT_PARTITION_NAME if v is None else v for v in values): location
+              for values, location in locations.items()}  # a null value is Hive's default partition
     new = [{"Values": list(values), "StorageDescriptor": {**descriptor, "Location": location}}
-           for values, location in sorted(locations.items()) if tuple(values) not in existing]
+           for values, location in sorted(stored.items()) if values not in existing]
     for start in range(0, len(new), PARTITIONS_PER_CALL):
         answer = glue.batch_create_partition(DatabaseName=database, TableName=name,
                                              PartitionInputList=new[start:start + PARTITIONS_PER_CALL])

@@ -100,7 +100,8 @@ def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
     return df.withColumn("_path", F.input_file_name()).join(F.broadcast(index), "_path", "left").drop("_path")
 
 
-def with_partition_values(df: DataFrame, keys: list[str], values: dict[int, dict[str, str]]) -> DataFrame:
+def with_partition_values(df: DataFrame, keys: list[str],
+                          values: Mapping[int, Mapping[str, str | None]]) -> DataFrame:
     """Hive partition columns (k=v folders of each file's key), filled per file."""
     return df.withColumns({key: by_file({i: v.get(key) for i, v in values.items()}) for key in keys})
 

@@ -69,7 +69,7 @@ def _update_table_checks_the_version() -> None:
         version = self.parameters.get("VersionId")
         if version:
             table_name = (self.parameters.get("TableInput") or {}).get("Name", "").lower()
-            current = self.glue_backend.get_table(self.parameters.get("DatabaseName"), table_name)
+            current = self.glue_backend.get_table(str(self.parameters.get("DatabaseName")), table_name)
             if str(current._current_version) != str(version):
                 raise GlueClientError("ConcurrentModificationException",
                                       f"Table {table_name} was updated to version {current._current_version} "

@@ -223,9 +223,9 @@ def _column_types(rows: list[list[str]], width: int) -> list[str | None]:
         if len(row) != width:
             continue  # a ragged row does not type the columns (the job quarantines it)
         for i, cell in enumerate(row):
-            found = cell_type(cell)
+            found, known = cell_type(cell), types[i]
             if found is not None:
-                types[i] = found if types[i] is None else hive_types.widen(types[i], found)
+                types[i] = found if known is None else hive_types.widen(known, found)
     return types
 
 
