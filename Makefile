@@ -5,7 +5,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-STACK  ?= sluice-dev
+ENV    ?= default
+GUIDED ?=
 EVENT  ?=
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -35,7 +36,7 @@ test: $(STAMP) ## every test, offline (unit, functions, template, Glue job, loca
 
 test-fast: $(STAMP) ## the tier to run while you type: pure and moto-backed tests, no Spark, no runtime
 	$(BIN)/python -m pytest -m "not spark and not slow" tests/unit tests/integration tests/functions \
-	  tests/template functions
+	  tests/template functions sluice
 
 lint: $(STAMP) ## ruff, mypy, cfn-lint, checkov and sam validate on the template
 	$(BIN)/ruff check .
@@ -52,9 +53,11 @@ build: $(STAMP) ## sam build (python3.11, arm64; pure-Python dependencies, no Do
 glue-package: $(STAMP) ## zip the Glue job's modules (sluice_glue + ledger) for --extra-py-files
 	$(BIN)/python -m tools.publish_glue --zip glue/dist/sluice_glue.zip
 
-deploy: build glue-package ## sam deploy (first time: `sam deploy --guided`), then publish the job's modules
-	$(BIN)/sam deploy --config-env $(if $(filter sluice-prod,$(STACK)),prod,default)
-	$(BIN)/python -m tools.publish_glue --zip glue/dist/sluice_glue.zip --stack-name $(STACK)
+# The one deploy, first time and after (tools/deploy.py): sam build, sam deploy (guided when the stack
+# samconfig.toml names does not exist yet, or GUIDED=1), then the job's script, modules zip and
+# datasets.toml to the stack just deployed, in its Region. The local runtime takes the same steps.
+deploy: $(STAMP) ## build, deploy (guided the first time), publish the job's code; ENV=prod for [prod]
+	$(BIN)/python -m tools.deploy --config-env $(ENV) $(if $(GUIDED),--guided)
 
 invoke-start-crawler: build ## sam local invoke StartCrawlerFunction (needs Docker); EVENT=events/...
 	$(BIN)/sam local invoke StartCrawlerFunction --env-vars events/env.json \
@@ -66,18 +69,24 @@ invoke-start-job: build ## sam local invoke StartJobFunction (needs Docker); EVE
 
 GLUE_IMAGE ?= public.ecr.aws/glue/aws-glue-libs:5
 # As AWS's "Develop and test AWS Glue jobs locally using a Docker image" runs pytest: the checkout
-# mounted at /home/hadoop/workspace, the image's bash entrypoint given -c. Our folders go in front
-# of the image's own PYTHONPATH (its pyspark and awsglue live there), the tests' own packages are
-# installed at the lock's versions (not pyspark or awsglue: the image's are Glue 5.0's), the job is
-# told --storage local (the tests' emulator, never real AWS), and fake credentials keep every call
-# local. Checked line by line against that page; it cannot run here (no Docker engine).
-GLUE_TEST_PACKAGES = boto3 "moto[server,s3,sqs,dynamodb,events,glue,sns,iam]" aws-sam-translator \
-  aws-lambda-powertools pyarrow rich chispa pytest
-glue-test-docker: ## the Glue job's tests inside AWS's Glue 5.0 image (needs Docker)
+# mounted at /home/hadoop/workspace, the image's bash entrypoint given -c, fake credentials so every
+# call stays local. What only the container can test is the job against Glue 5.0's own libraries,
+# so none of them is replaced: the image's versions of boto3, botocore, s3transfer, pyarrow,
+# pandas, numpy and pyspark are written to a constraints file first, and pip installs the tests'
+# packages (moto, pytest, ...) under those constraints, failing rather than upgrading one; `pip
+# check` then proves the set consistent. tests/glue runs with --storage local against moto (Glue's
+# S3 connector cannot be pointed at an in-process emulator); the job's Glue bootstrap runs for real
+# there (tests/glue/test_write_path.py, test_glue_bootstrap_in_the_glue_image: skipped elsewhere).
+# Checked line by line against that page; it cannot run here (no Docker engine).
+GLUE_TEST_PACKAGES = "moto[server,s3,sqs,dynamodb,events,glue,sns,iam]" aws-sam-translator \
+  aws-lambda-powertools rich chispa pytest
+glue-test-docker: ## the Glue job's tests inside AWS's Glue 5.0 image, on its own libraries (needs Docker)
 	docker run --rm -v "$(CURDIR)":/home/hadoop/workspace --workdir /home/hadoop/workspace \
 	  -e AWS_ACCESS_KEY_ID=testing -e AWS_SECRET_ACCESS_KEY=testing -e AWS_DEFAULT_REGION=us-east-1 \
+	  -e SLUICE_IN_GLUE_IMAGE=1 \
 	  $(GLUE_IMAGE) -c 'export PYTHONPATH=/home/hadoop/workspace/glue:/home/hadoop/workspace/functions/ledger_layer:/home/hadoop/workspace:$$PYTHONPATH \
-	    && pip3 install --user -q -c requirements-lock.txt $(GLUE_TEST_PACKAGES) \
+	    && pip3 freeze | grep -iE "^(boto3|botocore|s3transfer|pyarrow|pandas|numpy|pyspark)==" > /tmp/glue-own.txt \
+	    && pip3 install --user -q -c /tmp/glue-own.txt $(GLUE_TEST_PACKAGES) && pip3 check \
 	    && python3 -m pytest -p no:cacheprovider -o addopts="-ra --strict-markers --import-mode=importlib" tests/glue'
 
 bench: $(STAMP) ## every benchmark in bench/ (prints ratios; nothing here is a pass/fail test)

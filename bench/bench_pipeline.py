@@ -61,14 +61,8 @@ def wait_for(predicate, timeout: float, poll: float = 0.05) -> float:
 
 
 def ledger_items(rt: Runtime, prefix: str) -> list[dict]:
-    table = rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"])
-    items, kwargs = [], {}
-    while True:
-        page = table.scan(**kwargs)
-        items += [i for i in page["Items"] if i["key"].startswith(prefix)]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    ledger = DynamoLedger(rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"]))
+    return [i for i in ledger.files() if i["key"].startswith(prefix)]
 
 
 def output_order_ids(rt: Runtime, dataset: str) -> list[str]:

@@ -25,7 +25,10 @@ from sluice_glue.storage import LocalStorage, Storage
 def main(argv: list[str] | None = None, spark: Any = None) -> RunSummary:
     argv = list(argv if argv is not None else sys.argv)
     args = arguments.parse(argv)
-    if spark is None:
+    glue_job = None
+    if args.storage == "s3":  # a GlueContext error raises: the job must not fall back silently
+        spark, glue_job = glue_bootstrap(argv, spark)
+    elif spark is None:
         from pyspark.sql import SparkSession
 
         spark = SparkSession.builder.appName("sluice-etl").getOrCreate()
@@ -34,16 +37,7 @@ def main(argv: list[str] | None = None, spark: Any = None) -> RunSummary:
     # are found before the read (storage.unreadable_gzip); any other read error fails the table,
     # whose files go back to the ledger.
     spark.conf.set("spark.sql.files.ignoreCorruptFiles", "false")
-    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
     spark.conf.set("spark.sql.session.timeZone", "UTC")  # a timestamp without a zone is UTC; date parts too
-    glue_job = None
-    if args.storage == "s3":  # a GlueContext error raises: the job must not fall back silently
-        from awsglue.context import GlueContext
-        from awsglue.job import Job
-        from awsglue.utils import getResolvedOptions
-
-        glue_job = Job(GlueContext(spark.sparkContext))
-        glue_job.init(getResolvedOptions(argv, ["JOB_NAME"])["JOB_NAME"], {})
     storage = Storage() if args.storage == "s3" else LocalStorage()
     try:
         summary = job.run(spark, args, storage, RunLog(args.run_id))
@@ -52,6 +46,23 @@ def main(argv: list[str] | None = None, spark: Any = None) -> RunSummary:
     if glue_job is not None:
         glue_job.commit()
     return summary
+
+
+def glue_bootstrap(argv: list[str], spark: Any = None) -> tuple[Any, Any]:
+    """AWS Glue's documented script preamble: the SparkSession is the GlueContext's, and the Job
+    is initialised with the job's resolved arguments, which "Encrypting data written by AWS Glue"
+    (https://docs.aws.amazon.com/glue/latest/dg/encryption-security-configuration.html) requires
+    of a job with a security configuration: job.init(args['JOB_NAME'], args)."""
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
+    from pyspark.context import SparkContext
+
+    resolved = getResolvedOptions(argv, ["JOB_NAME"])
+    glue_context = GlueContext(spark.sparkContext if spark is not None else SparkContext.getOrCreate())
+    glue_job = Job(glue_context)
+    glue_job.init(resolved["JOB_NAME"], resolved)
+    return glue_context.spark_session, glue_job
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@
     sluice demo [--fault NAME[=N]]...           up + ingest samples/ + wait for the email + show the
                                                 output (make run)
     sluice ingest FILE... [--key KEY]   upload to the raw bucket of the running pipeline
-    sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths, stuck runs
-                                and files, denied deliveries (--json adds the IAM audit)
+    sluice status [--json]      ledger counts by state, job runs, queue and DLQ depths, each alarm's
+                                state, stuck runs and files, denied deliveries (--json adds the IAM
+                                audit)
     sluice iam                  per principal: the calls made (action, resource) and the grants
                                 never used; every denied call or delivery
     sluice datasets             each table: its effective settings, files, rows and output
@@ -37,7 +38,7 @@ from sluice.aws.iam import denial_report
 from sluice.aws.sns import read_outbox
 from sluice.aws.sqs import MappingRefused
 from sluice.faults import FAULTS, Faults
-from sluice.runtime import STATE_DIR, Runtime
+from sluice.runtime import STATE_DIR, Denied, Runtime
 from sluice.stack.rules import CreateRuleError
 from sluice.stack.template import ROOT
 from sluice.status import collect_status, redrive
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     for command in (up, demo):
         command.add_argument("--fault", action="append", default=[], metavar="NAME[=N]",
                              help="inject a fault N times (default 1); names: " + ", ".join(FAULTS))
-    demo.add_argument("--timeout", type=float, default=300)
+    demo.add_argument("--timeout", type=float, default=300,
+                      help="give up when nothing in the pipeline has moved for this many seconds")
     ingest = commands.add_parser("ingest", help="upload files to the raw bucket")
     ingest.add_argument("files", nargs="+", type=Path)
     ingest.add_argument("--key", help="object key (one file) or key prefix ending in / (several)")
@@ -75,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
                                     "reset the ledger's FAILED files to PENDING with their attempts at 0, "
                                     "for the sweeper or the next crawl to claim.")
     commands.add_parser("down", help="stop `sluice up`")
+    add_estimate_parser(commands)
     args = parser.parse_args(argv)
     handler = {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
                "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down, "iam": cmd_iam,
-               "datasets": cmd_datasets}[args.command]
+               "datasets": cmd_datasets, "estimate": cmd_estimate}[args.command]
     try:
         return handler(args)
     except (CreateRuleError, SettingsError, MappingRefused) as refusal:
@@ -115,11 +118,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     files = [p for d in SAMPLE_DATASETS for p in sorted((SAMPLES / d).rglob("*")) if p.is_file()]
     with Runtime(port=args.port, faults=Faults.parse(args.fault)) as runtime:
         for job in runtime.jobs:
-            job.ready.wait(timeout=120)  # a warm Spark session before the first run
+            job.ready.wait(timeout=900)  # a warm Spark session before the first run (slow when busy)
         for path in files:
             runtime.ingest(path, path.relative_to(SAMPLES).as_posix())
         try:
-            status = runtime.wait_until_settled(files=len(files), timeout=args.timeout)
+            status = runtime.wait_until_settled(files=len(files), stall_s=args.timeout)
+        except Denied as denied:  # at the first one: a refused call may be retried for minutes
+            print(f"\nFAILED: {denied}", file=sys.stderr)
+            return 1
         except TimeoutError as error:
             print(f"\nFAILED: {error}", file=sys.stderr)
             _denials(runtime.status())  # a denial is the likeliest reason it never settled
@@ -130,6 +136,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
         if ledger["FAILED"] or ledger["DONE"] + ledger["SKIPPED"] < len(files):
             print(f"\nFAILED: not every file was processed: {ledger}", file=sys.stderr)
+            return 1
+        if status["emails_per_run"]["missing"] or status["emails_per_run"]["duplicated"]:
+            print(f"\nFAILED: each run gets one email: {status['emails_per_run']}", file=sys.stderr)
             return 1
     return 0
 
@@ -225,6 +234,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"job runs   {status['job_runs']}")
     print(f"queues     {status['queues']}")
     print(f"emails     {status['emails']} in {status['outbox']}")
+    for alarm in status["alarms"]:
+        print(f"alarm      {alarm['state']:<17} {alarm['name']}"
+              + (f": {alarm['reason']}" if alarm["state"] == "ALARM" else ""))
     for item in status["failed_files"]:
         print(f"FAILED     {item['key']}: {item['reason']}")
     for item in status["stuck_pending"]:
@@ -308,3 +320,42 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- sluice estimate: no runtime, only the pipeline's rules and AWS's prices ------------------------
+
+def add_estimate_parser(commands: argparse._SubParsersAction) -> None:
+    estimate = commands.add_parser(
+        "estimate", help="a month on AWS for a workload: cost per service, put->email latency, growth",
+        description="Run a workload through the pipeline's own batching rules (StartCrawlerFunction's "
+                    "pacing, StartJobFunction's RunPlanner) with a samconfig.toml environment's "
+                    "parameters, and price what AWS would bill (sluice/prices.toml). Also at 10x and 100x.")
+    rate = estimate.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--files-per-hour", type=float)
+    rate.add_argument("--files-per-day", type=float)
+    estimate.add_argument("--mean-size", type=int, default=20_000, help="mean file size in bytes")
+    estimate.add_argument("--datasets", type=int, default=1)
+    estimate.add_argument("--days-kept", type=int, default=30, help="days raw and processed data are kept")
+    estimate.add_argument("--gzip", action="store_true", help="files are .gz")
+    estimate.add_argument("--env", default="default",
+                          help="samconfig.toml environment (default, prod, local)")
+    estimate.add_argument("--no-growth", action="store_true", help="skip the 10x and 100x lines")
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from sluice.estimate import Settings, Workload
+    from sluice.estimate_report import estimate, growth, load_prices, render
+    from sluice.stack.resolve import local_parameters
+
+    per_hour = args.files_per_hour if args.files_per_hour is not None else args.files_per_day / 24
+    if per_hour <= 0 or args.mean_size <= 0 or args.datasets <= 0 or args.days_kept <= 0:
+        print("sluice estimate: rates, sizes, datasets and days must be positive", file=sys.stderr)
+        return 2
+    settings = Settings.of(local_parameters(env=args.env))
+    prices = load_prices()
+    workload = Workload(per_hour, args.mean_size, args.datasets, args.days_kept, args.gzip)
+    base = estimate(workload, settings, prices)
+    print(render(base, settings, args.env, prices["checked"]))
+    if not args.no_growth:
+        print(growth(base, [estimate(workload.scaled(f), settings, prices) for f in (10, 100)]))
+    return 0

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ledger import FileRef, RowCounts, State
+from ledger.table import DynamoLedger
 from sluice_glue import catalog
 from sluice_glue.datasets import FIELDS, DatasetSettings, SettingsError, defaults_from, fetch, resolve
 
@@ -84,18 +85,14 @@ def _ledger_by_table(ledger: Any, tables: list[dict]) -> dict[str, list[dict]]:
     """Ledger items by the table that covers their file (the job's own rule: the longest
     location prefix); files no table covers are left out."""
     by_table: dict[str, list[dict]] = {}
-    kwargs: dict[str, Any] = {
-        "ProjectionExpression": "#b, #k, etag, #s, rows_in, rows_out, rows_bad, rows_duplicate",
-        "ExpressionAttributeNames": {"#b": "bucket", "#k": "key", "#s": "state"}}  # DynamoDB reserved words
-    while True:
-        page = ledger.scan(**kwargs)
-        for item in page.get("Items", []):
-            table = catalog.table_for(FileRef.from_dict(item), tables)
-            if table is not None:
-                by_table.setdefault(table["Name"], []).append(item)
-        if "LastEvaluatedKey" not in page:
-            return by_table
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    items = DynamoLedger(ledger).files(
+        ProjectionExpression="#b, #k, etag, #s, rows_in, rows_out, rows_bad, rows_duplicate",
+        ExpressionAttributeNames={"#b": "bucket", "#k": "key", "#s": "state"})  # DynamoDB reserved words
+    for item in items:
+        table = catalog.table_for(FileRef.from_dict(item), tables)
+        if table is not None:
+            by_table.setdefault(table["Name"], []).append(item)
+    return by_table
 
 
 def _exists(glue: Any, database: str, table: str) -> bool:

@@ -6,7 +6,8 @@
 AWS errors are injected at botocore's HTTP layer (a `before-send` hook on the default session,
 which the handlers' and the job's clients are created from), so botocore's own retries and the
 handlers' own error handling run exactly as they would against AWS. The other faults are
-switches read by the module that owns the behaviour (sqs_lambda, job_runner).
+switches read by the module that owns the behaviour (sluice.aws.sqs, sluice.aws.glue_crawler,
+sluice.aws.glue_jobs).
 
 Tests that hold one client (a handler's cached one) inject on it alone, the same way:
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -31,8 +33,14 @@ FAULTS = {
     "crawler-running": "StartCrawler answers CrawlerRunningException",
     "job-concurrency": "StartJobRun answers ConcurrentRunsExceededException",
     "job-throttled": "StartJobRun answers ThrottlingException (botocore retries it)",
+    "job-start-outlasts-grace": "StartJobRun reaches Glue only after the sweep has fenced its run off "
+                                "(a call retried or throttled past the claim grace)",
+    "job-start-answer-lost": "StartJobRun creates the job run, but its answer is lost (HTTP 500): "
+                             "botocore retries and Glue creates a second job run for the same run",
     "handler-crash": "StartCrawlerFunction handles half of its batch, then crashes",
     "sqs-duplicate": "the ingest queue delivers a message a second time",
+    "job-fails": "the Glue job fails just after it has begun its run (an executor lost; "
+                 "`arm(..., message=...)` sets the error)",
     "job-fails-after-write": "the Glue job fails after writing and registering output, before its "
                              "commit point",
     "job-timeout-after-commit": "the Glue job times out after its commit point, before marking files DONE",
@@ -58,6 +66,9 @@ class Faults:
     def __init__(self, armed: dict[str, int] | None = None) -> None:
         self._armed: Counter[str] = Counter()
         self.fired: Counter[str] = Counter()
+        self.messages: dict[str, str] = {}  # fault -> the error message it raises, where it takes one
+        self.ledger_table = ""  # the runtime sets it: job-start-outlasts-grace watches run records there
+        self.outlasted: list[str] = []  # what each job-start-outlasts-grace saw: the record's last state
         self._lock = threading.Lock()
         for name, times in (armed or {}).items():
             self.arm(name, times)
@@ -71,11 +82,13 @@ class Faults:
             armed[name] = int(times or 1)
         return cls(armed)
 
-    def arm(self, name: str, times: int = 1) -> None:
+    def arm(self, name: str, times: int = 1, message: str | None = None) -> None:
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
         with self._lock:
             self._armed[name] += times
+            if message is not None:
+                self.messages[name] = message
 
     def disarm(self, name: str) -> None:
         with self._lock:
@@ -112,11 +125,34 @@ class Faults:
         for fault, code, status in _API_FAULTS.get(operation, []):
             if self.take(fault):
                 return _error(request.url, code, status)
+        if operation == "glue.StartJobRun":
+            return self._start_job_run_fault(request)
         if IN_JOB_RUN.get():
             return self._job_fault(request, operation)
         return None
 
+    def _start_job_run_fault(self, request: Any) -> AWSResponse | None:
+        """The two StartJobRun faults that used to write rows twice (issue 22). They act on the
+        emulator's own objects (moto's backends, in this process), not through a client, so they
+        are nobody's calls: no principal's grants are used for them."""
+        body = json.loads(request.body.decode() if isinstance(request.body, bytes) else request.body)
+        if self.take("job-start-outlasts-grace"):
+            self.outlasted.append(_wait_until_abandoned(self.ledger_table, body["Arguments"]["--run_id"]))
+            return None  # now it reaches Glue: the job run is created, and meets the fence
+        if self.take("job-start-answer-lost"):
+            from moto.glue.models import glue_backends
+
+            from sluice.aws.emulator import ACCOUNT_ID, REGION
+
+            glue_backends[ACCOUNT_ID][REGION].start_job_run(
+                body["JobName"], body.get("Arguments"), None, None, None, None, None, None, None, None)
+            return _error(request.url, "InternalServiceException", 500)  # botocore retries a 500
+        return None
+
     def _job_fault(self, request: Any, operation: str) -> AWSResponse | None:
+        manifest = operation == "s3.GetObject" and request.url.endswith("/manifest.json")
+        if manifest and self.take("job-fails"):  # the job reads its manifest right after its fence
+            raise RuntimeError(self.messages.get("job-fails", "injected: executor lost"))
         summary = operation == "s3.PutObject" and request.url.endswith("/summary.json")
         if summary and self.take("job-fails-after-write"):
             return _error(request.url, "AccessDenied", 403, xml=True)
@@ -128,6 +164,24 @@ class Faults:
 
 
 _active: Faults | None = None
+
+
+def _wait_until_abandoned(table: str, run_id: str, cap_s: float = 180) -> str:
+    """Hold the call until the run's record is ABANDONED (a sweep fenced the run off), as a call
+    retried past the claim grace is held; at most cap_s. Returns the record's state then."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    from sluice.aws.emulator import ACCOUNT_ID, REGION
+
+    deadline = time.monotonic() + cap_s
+    state = "missing"
+    while time.monotonic() < deadline:
+        item = dynamodb_backends[ACCOUNT_ID][REGION].get_item(table, {"file_id": {"S": f"run#{run_id}"}})
+        state = item.attrs["run_state"].value if item is not None else "missing"
+        if state == "ABANDONED":
+            break
+        time.sleep(0.1)
+    return state
 
 
 def _before_send(request: Any, event_name: str, **_: object) -> AWSResponse | None:

@@ -7,10 +7,14 @@ On AWS, S3, DynamoDB, SQS and the Glue catalog are durable; moto keeps them in m
   queues.json         the body of every message still in a queue, visible or in flight
   catalog.json        the tables and partitions of the stack's Glue databases
 and the next `up` (same state folder) puts all of it back into the fresh emulator before any
-worker starts. Job runs are not durable state to restore: a run interrupted by the stop is
-settled as StartJobFunction settles a STOPPED run (ledger.settle) - finished from its summary
-if it had committed, otherwise its output discarded and its files released - except that the
-attempt does not count (the stop was not the files' fault).
+worker starts. What the deploy's publish step puts in the artifacts bucket (the job's code,
+datasets.toml, the reference tables) is not data: it is neither saved nor restored, so the code of
+the checkout that starts is the code that runs, as after `make deploy`.
+
+Job runs are not durable state to restore: a run interrupted by the stop is settled as
+StartJobFunction settles a STOPPED run (ledger.settle) - finished from its summary if it had
+committed, otherwise its output discarded and its files released - except that the attempt does
+not count (the stop was not the files' fault).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ BUCKET_OUTPUTS = ("RawBucketName", "ProcessedBucketName", "ArtifactsBucketName")
 DATABASE_OUTPUTS = ("RawDatabaseName", "ProcessedDatabaseName")
 
 
-def save(aws: Emulator, outputs: dict[str, str], folder: Path) -> dict[str, int]:
+def save(aws: Emulator, outputs: dict[str, str], folder: Path,
+         published: dict[str, tuple[str, ...]] | None = None) -> dict[str, int]:
+    """`published`: bucket -> the key prefixes the deploy owns there (left out)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     s3 = aws.client("s3")
@@ -40,6 +46,8 @@ def save(aws: Emulator, outputs: dict[str, str], folder: Path) -> dict[str, int]
         bucket = outputs[name]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for obj in page.get("Contents", []):
+                if obj["Key"].startswith((published or {}).get(bucket, ())):
+                    continue
                 target = folder / "s3" / bucket / obj["Key"]
                 if obj["Key"].endswith("/"):  # a folder marker: remember it as such
                     target = folder / "s3" / bucket / (obj["Key"].rstrip("/") + ".__folder__")
@@ -69,9 +77,11 @@ def save(aws: Emulator, outputs: dict[str, str], folder: Path) -> dict[str, int]
             "messages": sum(len(v) for v in queues.values())}
 
 
-def restore(aws: Emulator, outputs: dict[str, str], folder: Path) -> dict[str, int]:
+def restore(aws: Emulator, outputs: dict[str, str], folder: Path,
+            published: dict[str, tuple[str, ...]] | None = None) -> dict[str, int]:
     """Put a snapshot back, with the raw bucket's notifications off meanwhile (the files are
-    known to the ledger; their events, if still due, are in the restored queue)."""
+    known to the ledger; their events, if still due, are in the restored queue). A snapshot from
+    before the deploy's keys were left out has them: they are skipped (`published`)."""
     s3 = aws.client("s3")
     raw = outputs["RawBucketName"]
     notifications = s3.get_bucket_notification_configuration(Bucket=raw)
@@ -83,6 +93,8 @@ def restore(aws: Emulator, outputs: dict[str, str], folder: Path) -> dict[str, i
             bucket, *parts = path.relative_to(folder / "s3").parts
             key = "/".join(parts)
             key = key.removesuffix(".__folder__") + "/" if key.endswith(".__folder__") else key
+            if key.startswith((published or {}).get(bucket, ())):
+                continue
             s3.upload_file(str(path), bucket, key)  # as it came: the same bytes give the same ETag
             objects += 1
     s3.put_bucket_notification_configuration(Bucket=raw, NotificationConfiguration=notifications)

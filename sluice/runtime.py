@@ -1,11 +1,12 @@
-"""The local runtime: the emulator, template.yaml deployed into it, and the behaviours AWS has
-that the emulator lacks, each running in its own threads. IAM is enforced (sluice.aws.iam_hook):
-each handler, the crawler and the job act as their roles from the template, every service's
-delivery is checked against the resource's policy, and `audit` holds every decision.
+"""The local runtime: the emulator, template.yaml deployed into it through the deploy's own steps
+(sluice.stack.steps: build, deploy, publish, as `make deploy` takes them), and the behaviours AWS
+has that the emulator lacks, each running in its own threads. IAM is enforced
+(sluice.aws.iam_hook): each handler, the crawler and the job act as their roles from the template,
+every service's delivery is checked against the resource's policy, and `audit` holds every decision.
 
     >>> with Runtime() as runtime:                       # doctest: +SKIP
     ...     runtime.ingest(Path("samples/orders/orders-2026-11-23.csv"), "orders/2026-11-23.csv")
-    ...     runtime.wait_until_settled(timeout=120)
+    ...     runtime.wait_until_settled(files=1)
 """
 
 from __future__ import annotations
@@ -18,30 +19,62 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ledger.table import DynamoLedger
 from sluice import persistence
-from sluice.aws.awslambda import as_role, load_handler, load_module
+from sluice.aws.awslambda import as_role, load_handler, load_module, with_timeout
+from sluice.aws.cloudwatch import AlarmEvaluator
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.aws.events import RuleTargetDelivery, rate_seconds
 from sluice.aws.glue_crawler import CrawlerRunner
 from sluice.aws.glue_jobs import GlueJobRunner, hold_job_runs_in_starting
-from sluice.aws.iam import Audit
-from sluice.aws.iam_hook import Enforcer
+from sluice.aws.iam import Audit, denial_report
+from sluice.aws.iam_hook import Enforcer, client_as
 from sluice.aws.sns import EmailOutbox
-from sluice.aws.sqs import SqsEventSource
+from sluice.aws.sqs import QueueMetrics, SqsEventSource
 from sluice.faults import Faults
 from sluice.stack.deploy import Stack, deploy, local_parameters
+from sluice.stack.steps import Target, deploy_stack
 from sluice.stack.template import ROOT, SamApp
 from sluice.status import collect_status
 from sluice.timeline import Timeline
 
 STATE_DIR = ROOT / ".sluice"
+PUBLISH_TOOL = ROOT / "tools" / "publish_glue.py"
+
+
+class Denied(RuntimeError):
+    """AWS would have refused a call or a delivery the pipeline made: `make run` stops at once."""
+
+
+class LocalSteps:
+    """sluice.stack.steps against the emulator: the SAM translation, the local deploy, and the very
+    publish `make deploy` ends with (tools/publish_glue.py)."""
+
+    def __init__(self, aws: Emulator, parameters: dict[str, str]) -> None:
+        self.aws = aws
+        self.parameters = parameters
+        self.app: SamApp | None = None
+        self.stack: Stack | None = None
+
+    def build(self) -> None:
+        self.app = SamApp.load()
+
+    def deploy(self, guided: bool) -> Target:
+        assert self.app is not None, "build before deploy"
+        self.stack = deploy(self.aws, self.app, self.parameters)
+        return Target(self.parameters.get("AWS::StackName", "sluice-local"), REGION, self.stack.outputs)
+
+    def publish(self, target: Target) -> list[str]:
+        published: list[str] = load_module(PUBLISH_TOOL).publish_code(
+            self.aws.client("s3"), target.outputs["ArtifactsBucketName"])
+        return published
 
 
 class Runtime:
     def __init__(self, port: int | None = None, state_dir: Path = STATE_DIR,
                  timeline: Timeline | None = None, parameters: dict[str, str] | None = None,
                  faults: Faults | None = None, schedule_every: float | None = None,
-                 persist: bool = False) -> None:
+                 persist: bool = False, metrics_every: float = 10.0) -> None:
         self.aws = Emulator(port)
         self.persist = persist  # keep the emulator's state in state_dir/snapshot across restarts
         self.snapshot_dir = state_dir / "snapshot"
@@ -58,7 +91,11 @@ class Runtime:
         self.crawlers: list[CrawlerRunner] = []
         self.outboxes: list[EmailOutbox] = []
         self.sources: list[SqsEventSource] = []
+        self.deliveries: list[RuleTargetDelivery] = []  # EventBridge rule targets, schedules too
+        self.metrics_every = metrics_every  # how often queue metrics are sampled and alarms evaluated
+        self.alarms: AlarmEvaluator | None = None
         self.audit = Audit()
+        self.overruns: list[tuple[str, float]] = []  # (function, seconds) of invocations past their timeout
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -67,32 +104,41 @@ class Runtime:
         self.aws.start()
         self.aws.point_process_here()
         hold_job_runs_in_starting()
-        self.app = SamApp.load()
-        self._stack = stack = deploy(self.aws, self.app, self.parameters)
+        steps = LocalSteps(self.aws, self.parameters)
+        deploy_stack(steps)  # as `make deploy` does: build, deploy, publish the job's code
+        assert steps.app is not None and steps.stack is not None
+        self.app, self._stack = steps.app, steps.stack
+        stack = steps.stack
         if not self.persist:
             shutil.rmtree(self.outbox_dir, ignore_errors=True)  # the outbox holds this session's mail
         os.environ.update(stack.function_environment())
         # Handlers' own JSON logs would drown the timeline; SLUICE_FUNCTION_LOG_LEVEL=INFO shows them.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("SLUICE_FUNCTION_LOG_LEVEL", "WARNING")
-        self._seed_reference_data()
+        self.faults.ledger_table = stack.outputs["LedgerTableName"]
         self.faults.install()
         # Installed before any handler makes a client (clients copy the session's hooks).
         self.audit = Audit(stack.principals)
         Enforcer(self.audit, stack.resource_policies).install()
         # (A notification S3 may not deliver was refused by deploy's create-time rules already.)
-        handlers = {lid: as_role(load_handler(fn.code_dir, fn.handler, cold=True), stack.principals.get(lid))
+        handlers = {lid: with_timeout(as_role(load_handler(fn.code_dir, fn.handler, cold=True),
+                                              stack.principals.get(lid)), fn.timeout, self._overran)
                     for lid, fn in stack.functions.items()}
         for mapping in stack.mappings:
             fn = stack.functions[mapping.function]
             self.sources.append(SqsEventSource(self.aws, mapping, fn.name, handlers[fn.logical_id],
                                                self.timeline, self.faults,
                                                stack.principals.get(fn.logical_id)))
-        behaviours: list[Any] = [*self.sources]
         for target in stack.rule_targets:
             target_fn = stack.functions.get(target.target)  # None for an SNS target
-            behaviours.append(RuleTargetDelivery(self.aws, target, self.timeline, handlers.get(target.target),
-                                                 target_fn.name if target_fn else "", self.schedule_every,
-                                                 _topic_key(stack, target.target)))
+            dead_letters = None
+            if target_fn and target_fn.dead_letter_queue:  # Lambda sends there as the function's role
+                role = stack.principals.get(target_fn.logical_id)
+                dead_letters = (client_as(role, "sqs", self.aws.endpoint), target_fn.dead_letter_queue)
+            self.deliveries.append(RuleTargetDelivery(
+                self.aws, target, self.timeline, handlers.get(target.target),
+                target_fn.name if target_fn else "", self.schedule_every, _topic_key(stack, target.target),
+                dead_letters))
+        behaviours: list[Any] = [*self.sources, *self.deliveries]
         for props in _of_type(self.app, stack, "AWS::Glue::Crawler"):
             self.crawlers.append(CrawlerRunner(self.aws, props["Name"], self.timeline,
                                                stack.principals.get(props["_logical_id"])))
@@ -102,17 +148,22 @@ class Runtime:
         for props in _of_type(self.app, stack, "AWS::SNS::Topic"):
             topic_arn = stack.names[props["_logical_id"]]
             self.outboxes.append(EmailOutbox(self.aws, topic_arn, self.outbox_dir, self.timeline))
-        behaviours += [*self.crawlers, *self.jobs, *self.outboxes]
+        queues = [stack.names[lid] for lid in _of_type_ids(self.app, stack, "AWS::SQS::Queue")]
+        topics = {stack.names[lid]: key for lid in _of_type_ids(self.app, stack, "AWS::SNS::Topic")
+                  if (key := _topic_key(stack, stack.names[lid]))}
+        self.alarms = AlarmEvaluator(self.aws, self.timeline, topics, every=self.metrics_every)
+        behaviours += [*self.crawlers, *self.jobs, *self.outboxes,
+                       QueueMetrics(self.aws, queues, every=self.metrics_every), self.alarms]
         for behaviour in behaviours:
             self.threads += behaviour.threads(self.stop_event)
         self.threads.append(threading.Thread(target=self._write_audit, args=(self.stop_event,),
                                              daemon=True, name="iam-audit"))
         if self.persist and (self.snapshot_dir / "ledger.json").exists():  # every queue exists by now
-            restored = persistence.restore(self.aws, stack.outputs, self.snapshot_dir)
+            # What the publish step put there is the deploy's, not data: this checkout's code runs.
+            restored = persistence.restore(self.aws, stack.outputs, self.snapshot_dir, self._published())
             settled = persistence.settle_interrupted_runs(self.aws, stack.outputs, self._discard_run)
             self.timeline.emit("runtime", f"restored {restored} from {self.snapshot_dir}; "
                                           f"interrupted runs: {settled}")
-        self._publish_glue_code()  # after a restore: the code of this checkout is what runs
         for thread in self.threads:
             thread.start()
         self._write_state_file()
@@ -132,7 +183,7 @@ class Runtime:
         for thread in self.threads:
             thread.join(timeout=10)
         if self.persist and self._stack is not None:  # nothing deployed: nothing to save
-            saved = persistence.save(self.aws, self.stack.outputs, self.snapshot_dir)
+            saved = persistence.save(self.aws, self.stack.outputs, self.snapshot_dir, self._published())
             self.timeline.emit("runtime", f"state saved to {self.snapshot_dir}: {saved}")
         for job in self.jobs:
             if job.spark is not None:
@@ -148,6 +199,11 @@ class Runtime:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _overran(self, function: str, seconds: float) -> None:
+        self.overruns.append((function, round(seconds, 1)))
+        self.timeline.emit("error", f"{function}: invocation ran {seconds:.1f} s, past its timeout "
+                                    "(on AWS, Lambda would have stopped it there)")
+
     def _discard_run(self, run_id: str) -> int:
         """What StartJobFunction does for a run that failed before its commit point."""
         outputs = load_module(ROOT / "functions" / "start_job" / "outputs.py").CatalogOutputs(
@@ -155,17 +211,10 @@ class Runtime:
             self.stack.outputs["ProcessedBucketName"])
         return outputs.discard(run_id)
 
-    def _publish_glue_code(self) -> None:
-        """What `make deploy` publishes for the job (tools/publish_glue.py): the entry script and
-        the modules zip, in the artifacts bucket the job's role reads them from."""
-        tool = load_module(ROOT / "tools" / "publish_glue.py")
-        s3, bucket = self.aws.client("s3"), self.stack.outputs["ArtifactsBucketName"]
-        if hasattr(tool, "publish_code"):
-            tool.publish_code(s3, bucket)
-            return
-        archive = tool.package(self.state_dir / "glue" / "sluice_glue.zip")
-        s3.upload_file(str(tool.SCRIPT), bucket, tool.SCRIPT_KEY)
-        s3.upload_file(str(archive), bucket, tool.CODE_KEY)
+    def _published(self) -> dict[str, tuple[str, ...]]:
+        """Bucket -> the key prefixes the deploy's publish step owns there."""
+        prefixes: tuple[str, ...] = tuple(load_module(PUBLISH_TOOL).PUBLISHED_PREFIXES)
+        return {self.stack.outputs["ArtifactsBucketName"]: prefixes}
 
     def _audit_file(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -180,12 +229,6 @@ class Runtime:
                 path = self._audit_file()
                 path.with_suffix(".tmp").write_text(json.dumps(self.audit.to_dict(), indent=1))
                 path.with_suffix(".tmp").replace(path)
-
-    def _seed_reference_data(self) -> None:
-        """The lookup table the [local] parameters name lives in the artifacts bucket."""
-        bucket = self.stack.outputs["ArtifactsBucketName"]
-        for path in sorted((ROOT / "samples" / "reference").glob("*")):
-            self.aws.client("s3").upload_file(str(path), bucket, f"reference/{path.name}")
 
     def _write_state_file(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -209,20 +252,52 @@ class Runtime:
         return collect_status(self.aws.client, self.aws.resource, self.stack.outputs, self.aws.endpoint,
                               self.outbox_dir, self.stuck_after_s, self.audit.to_dict())
 
-    def wait_until_settled(self, files: int, timeout: float = 300) -> dict[str, Any]:
+    def progress(self) -> tuple:
+        """A fingerprint of what the pipeline has done: it changes whenever a file changes state,
+        a job run moves, a crawl, invocation or delivery happens, or an email is written (the
+        schedule's ticks excepted: they come whether or not anything moves). Waits use it to tell
+        a slow pipeline (a busy machine) from a stopped one."""
+        from sluice.aws.glue_jobs import _moto_job_runs
+
+        runs = tuple(run.status for job in self.jobs for run in _moto_job_runs(job.job_name))
+        ledger = DynamoLedger(self.aws.resource("dynamodb").Table(self.stack.outputs["LedgerTableName"]))
+        emails = len(list(self.outbox_dir.glob("*.eml"))) if self.outbox_dir.exists() else 0
+        return (tuple(sorted(ledger.count_by_state().items())), runs, emails,
+                sum(c.crawls for c in self.crawlers), sum(s.invocations for s in self.sources),
+                sum(d.delivered for d in self.deliveries if not d.target.schedule))
+
+    def wait_until_settled(self, files: int, stall_s: float = 300, cap_s: float = 3600,
+                           stop_on_denial: bool = True) -> dict[str, Any]:
         """Until `files` ledger items exist, none is PENDING or CLAIMED, no job run is waiting or
-        running, and every finished run has had its email written."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        running, and every finished run has had its email written. Raises Denied as soon as AWS
+        would have refused a call or a delivery (a refused call may be retried for minutes before
+        anything else shows it). A busy machine only slows the pipeline: this gives up when
+        nothing has moved for `stall_s` seconds (see progress), or after `cap_s` in all."""
+        began = moved = time.monotonic()
+        seen: tuple | None = None
+        while True:
+            if stop_on_denial:
+                self.raise_on_denial()
             status = self.status()
             ledger = status["ledger"]
             settled = (sum(ledger.values()) >= files and ledger["PENDING"] == 0
                        and ledger["CLAIMED"] == 0 and status["job_runs"]["active"] == 0
-                       and status["emails"] >= status["job_runs"]["finished"] > 0)
+                       and status["job_runs"]["finished"] > 0 and not status["emails_per_run"]["missing"])
             if settled:
                 return status
+            now, state = time.monotonic(), self.progress()
+            if state != seen:
+                seen, moved = state, now
+            if now - moved > stall_s or now - began > cap_s:
+                why = f"nothing moved for {now - moved:.0f} s" if now - moved > stall_s else \
+                    f"still moving after {cap_s:.0f} s"
+                raise TimeoutError(f"pipeline did not settle ({why}): {status}")
             time.sleep(0.2)
-        raise TimeoutError(f"pipeline did not settle within {timeout:.0f} s: {self.status()}")
+
+    def raise_on_denial(self) -> None:
+        denied = self.audit.to_dict()["denied"] if self.audit.denied() else []
+        if denied:
+            raise Denied(f"AWS would deny {len(denied)} call(s) or delivery(ies):\n{denial_report(denied)}")
 
 
 def _topic_key(stack: Stack, topic_arn: str) -> str | None:
@@ -233,6 +308,11 @@ def _topic_key(stack: Stack, topic_arn: str) -> str | None:
         return key
     return next((stack.arns[lid] for lid, name in stack.names.items() if name == key),
                 f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{key}")
+
+
+def _of_type_ids(app: SamApp, stack: Stack, resource_type: str) -> list[str]:
+    return [lid for lid, r in sorted(app.resources.items())
+            if r["Type"] == resource_type and lid in stack.resources]
 
 
 def _of_type(app: SamApp, stack: Stack, resource_type: str) -> list[dict]:

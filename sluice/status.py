@@ -10,7 +10,9 @@ from typing import Any
 
 from ledger import ACTIVE_JOB_RUN_STATES, State
 from ledger.table import DynamoLedger
+from sluice.aws.cloudwatch import alarm_states
 from sluice.aws.events import failed_invocations
+from sluice.aws.sns import read_outbox
 
 
 def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint: str,
@@ -36,6 +38,8 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
     failed = [{"key": i["key"], "reason": i.get("reason", "")} for i in ledger.by_state(State.FAILED)]
     old = datetime.now(UTC) - timedelta(seconds=stuck_after_s)
     stuck = [{"key": i["key"], "since": i["updated_at"]} for i in ledger.by_state(State.PENDING, old)]
+    emails = read_outbox(outbox)
+    finished = [r["Id"] for r in runs if r["JobRunState"] not in ACTIVE_JOB_RUN_STATES]
     return {
         "endpoint": endpoint,
         "raw_bucket": outputs["RawBucketName"],
@@ -55,9 +59,19 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
                      "finished": sum(s not in ACTIVE_JOB_RUN_STATES for s in states),
                      "by_state": {s: states.count(s) for s in sorted(set(states))}},
         "queues": {"ingest": depth(outputs["IngestQueueUrl"]), "ingest_dlq": depth(outputs["IngestDLQUrl"])},
-        "emails": len(list(outbox.glob("*.eml"))) if outbox.exists() else 0,
+        "emails": len(emails),
+        "emails_per_run": _emails_per_run(finished, [m.body for m in emails]),
+        "alarms": alarm_states(client("cloudwatch")),  # as the runtime's CloudWatch evaluated them
         "outbox": str(outbox),
     }
+
+
+def _emails_per_run(finished: list[str], bodies: list[str]) -> dict[str, list[str]]:
+    """Finished job runs with no email, and with more than one: each run gets exactly one, and it
+    names the job run."""
+    counts = {run: sum(run in body for body in bodies) for run in finished}
+    return {"missing": sorted(r for r, n in counts.items() if n == 0),
+            "duplicated": sorted(r for r, n in counts.items() if n > 1)}
 
 
 def _aware(moment: datetime) -> datetime:

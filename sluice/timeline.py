@@ -49,11 +49,17 @@ class Timeline:
 
 def describe_result(result: Any) -> str:
     """What a StartJobFunction result says, in words: the runs it started (id, files, size, job
-    run), the files it released, a sweep, or why it ignored the event. Anything else is shown
-    whole as JSON."""
+    run), the files it released, a sweep, why it ignored the event, and the email it sent. Anything
+    else is shown whole as JSON."""
+    if isinstance(result, dict) and len(result) > 1 and isinstance(result.get("email"), dict):
+        rest = {k: v for k, v in result.items() if k != "email"}
+        return f"{describe_result(rest)}; {describe_result({'email': result['email']})}"
     if not isinstance(result, dict) or len(result) != 1:
         return json.dumps(result, default=str)
     [(kind, value)] = result.items()
+    if kind == "email" and isinstance(value, dict):
+        sent = "emailed" if value.get("sent") else "already emailed"
+        return f"{sent} {value.get('about')}: {value.get('outcome')}"
     if kind == "runs" and isinstance(value, list):
         if not value:
             return "no run started (nothing to claim, or no free slot)"

@@ -1,16 +1,17 @@
-"""Package the Glue job's code and publish it next to a deployed stack.
+"""Package the Glue job's code and publish it next to a deployed stack: the deploy's last step
+(sluice.stack.steps), which `make deploy` (tools/deploy.py) and the local runtime both take.
 
 The job's code lives in the stack's artifacts bucket, which its role reads: the entry script
 (EtlJob's ScriptLocation, s3://<artifacts>/code/etl_job.py), the modules it imports
 (`--extra-py-files s3://<artifacts>/code/sluice_glue.zip`), the per-dataset settings
 (`--datasets_uri s3://<artifacts>/code/datasets.toml`) and the lookup tables those settings name
-by key (samples/reference/ -> reference/). `sam deploy` would upload a local ScriptLocation to
-SAM's own managed bucket, which the job role cannot read, so this puts them in place, from the
-stack's own outputs. `make deploy` runs it after `sam deploy`; the local runtime calls
-`publish_code` when it starts.
+by key (samples/reference/ -> reference/). `sam deploy` uploads none of them: it uploads only the
+local paths a template names (CodeUri, ContentUri and the like), and ScriptLocation is an s3:// URI.
+(A local ScriptLocation would go to SAM's own managed bucket, which the job role cannot read.)
 
     python -m tools.publish_glue --zip glue/dist/sluice_glue.zip                 # package only
-    python -m tools.publish_glue --zip glue/dist/sluice_glue.zip --stack-name sluice-dev
+    python -m tools.publish_glue --config-env default    # to the stack samconfig.toml [default] names
+    python -m tools.publish_glue --stack-name sluice-dev --region eu-west-1
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ DATASETS = ROOT / "datasets.toml"
 DATASETS_KEY = "code/datasets.toml"  # EtlJob's --datasets_uri
 REFERENCE = ROOT / "samples" / "reference"
 REFERENCE_PREFIX = "reference/"  # a lookup_uri without s3:// is a key in the artifacts bucket
+# What the publish step owns in the artifacts bucket: the deploy puts it there, so it is not data
+# (the local runtime's snapshot leaves it out; the next deploy publishes the checkout's own).
+PUBLISHED_PREFIXES = (CODE_KEY.rsplit("/", 1)[0] + "/", REFERENCE_PREFIX)
 
 
 def package(target: Path) -> Path:
@@ -58,22 +62,33 @@ def publish_code(s3: Any, bucket: str, zip_path: Path | None = None) -> list[str
     return [f"s3://{bucket}/{key}" for _, key in uploads]
 
 
-def publish(zip_path: Path, stack_name: str) -> str:
+def publish(zip_path: Path, stack_name: str, region: str, profile: str | None = None) -> str:
+    """To the named stack's artifacts bucket, in its Region (not the shell's default one)."""
     import boto3
 
-    outputs = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]
-    bucket = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ArtifactsBucketName")
-    return ", ".join(publish_code(boto3.client("s3"), bucket, zip_path))
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    bucket = next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "ArtifactsBucketName")
+    return ", ".join(publish_code(session.client("s3"), bucket, zip_path))
 
 
 def main() -> None:
+    from sluice.stack.steps import SavedDeploy
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--zip", type=Path, default=ROOT / "glue" / "dist" / "sluice_glue.zip")
-    parser.add_argument("--stack-name", help="upload to this deployed stack's artifacts bucket")
+    parser.add_argument("--config-env", help="publish to the stack this samconfig.toml environment saved")
+    parser.add_argument("--stack-name", help="publish to this deployed stack's artifacts bucket")
+    parser.add_argument("--region", help="the stack's Region (default: the environment's saved one)")
     args = parser.parse_args()
     print(f"packaged {package(args.zip)}")
-    if args.stack_name:
-        print(f"published {publish(args.zip, args.stack_name)}")
+    saved = SavedDeploy.read(args.config_env or "default")
+    stack_name = args.stack_name or (saved.stack_name if args.config_env else None)
+    if stack_name:
+        region = args.region or saved.region
+        if not region:
+            raise SystemExit(f"no Region for {stack_name}: give --region (samconfig.toml saved none)")
+        print(f"published {publish(args.zip, stack_name, region, saved.profile)}")
 
 
 if __name__ == "__main__":

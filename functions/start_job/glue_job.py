@@ -1,15 +1,23 @@
-"""Adapter: start the ETL job for a run, and find a job run's run id again."""
+"""Adapter: start the ETL job for a run, and find a job run's run id and state again."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from botocore.exceptions import ClientError
-from runs import ConcurrencyLimitReached
+from runs import ConcurrencyLimitReached, JobRunState, StartRefused
 
 from ledger import ACTIVE_JOB_RUN_STATES
 
 NEWEST_RUNS = 200  # GetJobRuns' largest page; it lists the newest runs first
+
+# StartJobRun errors that mean the request was refused, so no job run exists (Glue API reference,
+# StartJobRun "Errors"; ThrottlingException and AccessDenied are the common errors every action can
+# answer, and reach us only after botocore's retries). InternalServiceException and
+# OperationTimeoutException are not among them: the run may have been created all the same.
+REFUSALS = {"ConcurrentRunsExceededException", "EntityNotFoundException", "InvalidInputException",
+            "ResourceNumberLimitExceededException", "ThrottlingException", "AccessDeniedException",
+            "ValidationException"}
 
 
 class GlueJob:
@@ -22,8 +30,11 @@ class GlueJob:
             response = self.glue.start_job_run(
                 JobName=self.name, Arguments={"--run_id": run_id, "--manifest_uri": manifest_uri})
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConcurrentRunsExceededException":
+            code = error.response["Error"]["Code"]
+            if code == "ConcurrentRunsExceededException":
                 raise ConcurrencyLimitReached(str(error)) from error
+            if code in REFUSALS:
+                raise StartRefused(str(error)) from error
             raise
         return response["JobRunId"]
 
@@ -38,20 +49,33 @@ class GlueJob:
 
     def run_id_of(self, job_run_id: str) -> str | None:
         """Our run id travels in the job run's own arguments, so no mapping table is needed."""
+        run = self._job_run(job_run_id)
+        return run.get("Arguments", {}).get("--run_id") if run else None
+
+    def state_of(self, job_run_id: str) -> JobRunState | None:
+        run = self._job_run(job_run_id)
+        if run is None:
+            return None
+        return JobRunState(run["JobRunState"], run.get("CompletedOn"), run.get("ErrorMessage", ""))
+
+    def holding(self, run_ids: set[str]) -> dict[str, str]:
+        """Which of these run ids a job run of ours was started for, and its job run id (newest
+        runs first; stops as soon as all are found). Only ever a hint: the run record's fence,
+        not this listing, decides whether a run's claims may be given back."""
+        found: dict[str, str] = {}
+        for page in self.glue.get_paginator("get_job_runs").paginate(JobName=self.name):
+            for run in page["JobRuns"]:
+                run_id = run.get("Arguments", {}).get("--run_id")
+                if run_id in run_ids:
+                    found.setdefault(run_id, run["Id"])
+            if set(found) == run_ids:
+                break
+        return found
+
+    def _job_run(self, job_run_id: str) -> dict | None:
         try:
-            run = self.glue.get_job_run(JobName=self.name, RunId=job_run_id)["JobRun"]
+            return self.glue.get_job_run(JobName=self.name, RunId=job_run_id)["JobRun"]
         except ClientError as error:
             if error.response["Error"]["Code"] == "EntityNotFoundException":
                 return None
             raise
-        return run.get("Arguments", {}).get("--run_id")
-
-    def holding(self, run_ids: set[str]) -> set[str]:
-        """Which of these run ids a job run of ours was started for (newest runs first; stops
-        as soon as all are found)."""
-        found: set[str] = set()
-        for page in self.glue.get_paginator("get_job_runs").paginate(JobName=self.name):
-            found |= {r.get("Arguments", {}).get("--run_id") for r in page["JobRuns"]} & run_ids
-            if found == run_ids:
-                break
-        return found

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from run_summary import summary_message
+from run_summary import Place, Report, RunEnd, crawl_failed_report, run_report
 
 from ledger import (
+    FINAL_JOB_RUN_STATES,
     CountAttempt,
     CrawlerStart,
     FileRef,
@@ -29,6 +30,7 @@ from ledger import (
     new_run_id,
     settle_ended_run,
 )
+from ledger.run_record import RunRecord, RunState, StrandedAction, stranded_action
 from ledger.settle import SettlingLedger
 
 
@@ -38,10 +40,10 @@ class RunSettings:
     max_bytes: int
     max_attempts: int
     sweep_after: timedelta = timedelta(seconds=900)  # a file PENDING this long makes the sweep crawl
-    # A claim older than this whose run has no job run was left by an invocation that timed out
-    # mid-claim: no invocation outlives Lambda's largest timeout, 900 s (Lambda quotas page,
-    # docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); the function's own
-    # timeout is enough.
+    # How long after a run record last moved the invocation that moved it has surely ended: the
+    # function's own timeout (Lambda stops an invocation there; none outlives Lambda's largest
+    # timeout, 900 s: Lambda quotas page, docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+    # It only decides how soon stranded claims come back; their safety is the run record's fence.
     claim_grace: timedelta = timedelta(seconds=900)
 
     def budget(self) -> RunBudget:
@@ -81,22 +83,41 @@ class TimeLeft:
 
 @dataclass(frozen=True)
 class Email:
-    """What became of a run summary email: sent, no summary to send, or a publish that failed
-    (logged by the handler; it must not undo the work done before it)."""
+    """A run's (or a crawl's) one email: what it is about, its outcome, and whether this
+    invocation sent it (False: another one already had). A send that fails raises instead, so
+    the invocation is retried and, failing that, rests in the function's DLQ."""
 
-    run_id: str | None
-    sent: bool = False
-    error: str | None = None
+    name: str
+    outcome: str
+    sent: bool
 
+
+NO_EMAIL = Email("", "", False)  # a job run that did nothing (fenced off): nothing to tell
 
 @dataclass(frozen=True)
 class Sweep:
     crawl: CrawlerStart | None = None  # None: no crawl needed
     released: dict[str, int] = field(default_factory=dict)  # run id -> files given back
+    settled: dict[str, str] = field(default_factory=dict)  # run id -> its job run's final state
 
 
-class ConcurrencyLimitReached(RuntimeError):
+class StartRefused(RuntimeError):
+    """StartJobRun answered an error that means no job run was created (a client error such as
+    InvalidInputException, EntityNotFoundException, ResourceNumberLimitExceededException,
+    ThrottlingException after the SDK's retries, AccessDenied)."""
+
+
+class ConcurrencyLimitReached(StartRefused):
     """The job already runs MaxConcurrentRuns times (ConcurrentRunsExceededException)."""
+
+
+@dataclass(frozen=True)
+class JobRunState:
+    """A job run as GetJobRun reports it."""
+
+    state: str
+    completed_on: datetime | None = None
+    message: str = ""
 
 
 class Ledger(SettlingLedger, Protocol):
@@ -118,11 +139,23 @@ class Outputs(Protocol):
     def discard(self, run_id: str) -> int: ...
 
 
+class Runs(Protocol):
+    """The run records (ledger.run_table.DynamoRunRecords): the fence between claims and job runs."""
+
+    def open(self, run_id: str) -> bool: ...
+    def starting(self, run_id: str) -> bool: ...
+    def started(self, run_id: str, job_run_id: str) -> bool: ...
+    def abandon(self, run_id: str, expected: RunState | None) -> bool: ...
+    def drop(self, run_id: str) -> bool: ...
+    def get(self, run_id: str) -> RunRecord | None: ...
+
+
 class Jobs(Protocol):
     def has_capacity(self) -> bool: ...
     def start(self, run_id: str, manifest_uri: str) -> str: ...
     def run_id_of(self, job_run_id: str) -> str | None: ...
-    def holding(self, run_ids: set[str]) -> set[str]: ...
+    def holding(self, run_ids: set[str]) -> dict[str, str]: ...
+    def state_of(self, job_run_id: str) -> JobRunState | None: ...
 
 
 class Crawler(Protocol):
@@ -131,17 +164,18 @@ class Crawler(Protocol):
 
 
 class Notifier(Protocol):
-    def send(self, subject: str, text: str) -> None: ...
+    def send(self, report: Report) -> bool: ...
 
 
 class RunPlanner:
     """Claims pending files into runs and starts the job for each, until nothing is pending or
     the job's concurrency limit is reached. Each run owns a disjoint set of files."""
 
-    def __init__(self, ledger: Ledger, manifests: Manifests, jobs: Jobs, outputs: Outputs,
+    def __init__(self, ledger: Ledger, runs: Runs, manifests: Manifests, jobs: Jobs, outputs: Outputs,
                  crawler: Crawler, notifier: Notifier, settings: RunSettings,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), place: Place | None = None) -> None:
         self.ledger = ledger
+        self.runs = runs
         self.manifests = manifests
         self.jobs = jobs
         self.outputs = outputs
@@ -149,6 +183,7 @@ class RunPlanner:
         self.notifier = notifier
         self.settings = settings
         self.now = now
+        self.place = place or Place("processed", "processed", "etl", max_attempts=settings.max_attempts)
 
     def start_runs(self, time_left: TimeLeft | None = None) -> list[StartedRun]:
         """Runs for the files the catalog already describes: those created before the last
@@ -164,54 +199,116 @@ class RunPlanner:
         # else the next run-ended event or the sweep comes back
         while not time_left.running_out() and self.jobs.has_capacity():
             run_id = new_run_id(self.now())
+            self.runs.open(run_id)  # before the first claim: the sweep judges claims by it
             claimed = self.ledger.claim_pending(run_id, self.settings.budget(), crawled_before,
                                                 stop=time_left.running_out)
             if not claimed:
+                self.runs.drop(run_id)
                 return started  # nothing pending: no run
-            try:
-                manifest = RunManifest(run_id, self.now().isoformat(), claimed)
-                uri = self.manifests.write(manifest)
-                job_run_id = self.jobs.start(run_id, uri)
-            except ConcurrencyLimitReached:
-                self._give_back(run_id, claimed)  # the next trigger or the sweeper takes them
+            run = self._start(run_id, claimed)
+            if run is None:
                 return started
-            except Exception:
-                self._give_back(run_id, claimed)
-                raise
-            started.append(StartedRun(run_id, job_run_id, uri, len(claimed), manifest.total_bytes))
+            started.append(run)
             # Go round again even if the budget had room: the next file may simply not have fit.
         return started
+
+    def _start(self, run_id: str, claimed: list[FileRef]) -> StartedRun | None:
+        """Manifest, fence, StartJobRun. None when the run was not started and its files went
+        back (refused for concurrency, or fenced off by a sweep while this invocation claimed:
+        it overran the claim grace). An error whose outcome is unknown (a timeout, a 5xx) leaves
+        the record STARTING and is raised: the sweep settles it, consulting GetJobRuns."""
+        try:
+            manifest = RunManifest(run_id, self.now().isoformat(), claimed)
+            uri = self.manifests.write(manifest)
+        except Exception:  # no job run can exist yet: give the files back now
+            if self.runs.abandon(run_id, RunState.OPEN):
+                self._give_back(run_id, claimed)
+            raise
+        if not self.runs.starting(run_id):
+            self._give_back(run_id, claimed)  # the sweep fenced it off and gives them back too
+            return None
+        try:
+            job_run_id = self.jobs.start(run_id, uri)
+        except StartRefused as refused:  # no job run was created
+            if self.runs.abandon(run_id, RunState.STARTING):
+                self._give_back(run_id, claimed)  # the next trigger or the sweeper takes them
+            if isinstance(refused, ConcurrencyLimitReached):
+                return None
+            raise
+        if not self.runs.started(run_id, job_run_id) and self._fenced_off(run_id):
+            return None  # StartJobRun outlasted the grace and a sweep gave the files back: that job
+            # run will find its record ABANDONED and do nothing
+        return StartedRun(run_id, job_run_id, uri, len(claimed), manifest.total_bytes)
+
+    def _fenced_off(self, run_id: str) -> bool:
+        record = self.runs.get(run_id)
+        return record is None or record.state is RunState.ABANDONED
 
     def has_pending(self, before: datetime) -> bool:
         """Is any file PENDING since before `before`? (What the sweep looks for.)"""
         return next(iter(self.ledger.by_state(State.PENDING, before, page_size=1)), None) is not None
 
     def sweep(self) -> Sweep:
-        """The sweep gives back claims whose run never started, then crawls rather than claims:
-        a file left PENDING may be one whose crawl never came (its message is in the DLQ), so
-        its table may not exist yet. The crawl's Succeeded event then starts runs for everything
-        pending, as after any crawl. No crawl when nothing was given back or pending for long."""
-        released = self.release_stranded_claims()
+        """The sweep gives back claims whose run never started (and settles runs whose end was
+        never heard), then crawls rather than claims: a file left PENDING may be one whose crawl
+        never came (its message is in the DLQ), so its table may not exist yet. The crawl's
+        Succeeded event then starts runs for everything pending, as after any crawl. No crawl
+        when nothing was given back or pending for long."""
+        released, settled = self.settle_stranded_claims()
         if not released and not self.has_pending(before=self.now() - self.settings.sweep_after):
-            return Sweep()
-        return Sweep(self.crawler.start(), released)
+            return Sweep(released=released, settled=settled)
+        return Sweep(self.crawler.start(), released, settled)
 
-    def release_stranded_claims(self) -> dict[str, int]:
-        """CLAIMED files of runs that never started: claimed longer ago than the claim grace (so
-        the claiming invocation has ended) and with no manifest or no job run holding the run id
-        (the manifest is written before StartJobRun). Back to PENDING, attempts unchanged: the
-        files did nothing wrong. Returns run id -> files released."""
+    def settle_stranded_claims(self) -> tuple[dict[str, int], dict[str, str]]:
+        """CLAIMED files claimed longer ago than the claim grace, by their run's record
+        (ledger/run_record.py, `stranded_action`): a run that was never started, or whose
+        StartJobRun provably created no job run, is fenced off (ABANDONED) and its files go back
+        to PENDING with attempts unchanged (they did nothing wrong). A run a job run holds is
+        never given back; if its job run has ended and the end was never heard (a lost event),
+        it is settled now as that end would have settled it. Returns (run id -> files given
+        back, run id -> final state of the job runs settled)."""
         stale: dict[str, list[FileRef]] = {}
         for item in self.ledger.by_state(State.CLAIMED, self.now() - self.settings.claim_grace):
             stale.setdefault(item["run_id"], []).append(FileRef.from_dict(item))
-        with_manifest = {run_id for run_id in stale if self.manifests.exists(run_id)}
-        held = self.jobs.holding(with_manifest) if with_manifest else set()
-        released = {}
-        for run_id in sorted(set(stale) - held):
-            released[run_id] = self.ledger.release_claim(run_id, stale[run_id])
-            if run_id in with_manifest:
+        released: dict[str, int] = {}
+        settled: dict[str, str] = {}
+        for run_id, refs in sorted(stale.items()):
+            record = self.runs.get(run_id)
+            action = stranded_action(record, self.now(), self.settings.claim_grace)
+            if action is StrandedAction.CHECK_LISTING:
+                # A job run for it may exist (StartJobRun's answer was lost): spare it if listed. A
+                # listing that misses it costs nothing but that run: the fence stops it.
+                job_run_id = self.jobs.holding({run_id}).get(run_id)
+                if job_run_id is not None:
+                    self.runs.started(run_id, job_run_id)
+                    continue
+                action = StrandedAction.ABANDON
+            if action is StrandedAction.ABANDON:
+                if not self.runs.abandon(run_id, record.state if record else None):
+                    continue  # the record moved meanwhile (the run began): look again next sweep
+                action = StrandedAction.RELEASE
+            if action is StrandedAction.RELEASE:
+                released[run_id] = self.ledger.release_claim(run_id, refs)
                 self.manifests.delete(run_id)
-        return released
+            elif action is StrandedAction.KEEP and record is not None and record.job_run_id:
+                if state := self._settle_if_ended(record.job_run_id):
+                    settled[run_id] = state
+        return released, settled
+
+    def _settle_if_ended(self, job_run_id: str) -> str | None:
+        """A job run that ended longer ago than the claim grace while its files are still
+        CLAIMED: its Job State Change event was lost (EventBridge and Lambda deliver at least
+        once, but a target can fail for good). Settled as the event would have settled it."""
+        run = self.jobs.state_of(job_run_id)
+        if run is None or run.state not in FINAL_JOB_RUN_STATES or run.completed_on is None:
+            return None
+        if self.now() - run.completed_on < self.settings.claim_grace:
+            return None  # its event may still be on its way
+        if run.state == "SUCCEEDED":
+            self.run_succeeded_late(job_run_id)
+        else:
+            self.run_ended_badly(job_run_id, run.state, run.message or "its end event was never received")
+        return run.state
 
     def _give_back(self, run_id: str, claimed: list[FileRef]) -> None:
         self.ledger.release_claim(run_id, claimed)
@@ -219,28 +316,75 @@ class RunPlanner:
 
     def run_succeeded(self, job_run_id: str) -> Email:
         """Email what the run did (call it after start_runs: the email must not hold up the next
-        run). Not sent when there is no summary (not our run)."""
+        run). A run whose tables failed and handed their files back is PARTIAL (or FAILED when no
+        table was written), not a success. A job run that another job run's record displaced,
+        or that was fenced off (its run ABANDONED), did nothing: no email (the run that holds the
+        files sends theirs)."""
         run_id = self.jobs.run_id_of(job_run_id)
+        if run_id is not None and self._did_nothing(self.runs.get(run_id), job_run_id):
+            return NO_EMAIL
         summary = self.manifests.read_summary(run_id) if run_id else None
-        return self._email(summary) if summary is not None else Email(run_id)
+        return self._run_email(RunEnd(job_run_id, "SUCCEEDED"), run_id, summary)
 
-    def _email(self, summary: RunSummary) -> Email:
-        """Publish the summary, cut to SNS's size limit; a failed publish is reported, not
-        raised: the run's work is settled and must stay so."""
-        try:
-            self.notifier.send(*summary_message(summary, self.manifests.summary_uri(summary.run_id)))
-        except Exception as error:  # any publish failure: the email is lost, not the run
-            return Email(summary.run_id, error=f"{type(error).__name__}: {error}")
-        return Email(summary.run_id, sent=True)
+    @staticmethod
+    def _another_holds(record: RunRecord | None, job_run_id: str) -> bool:
+        """Does the run's record name a job run other than this one? Then this one never began the
+        run (a second job run a retried StartJobRun created, fenced off): its end settles nothing."""
+        return record is not None and record.job_run_id is not None and record.job_run_id != job_run_id
+
+    @classmethod
+    def _did_nothing(cls, record: RunRecord | None, job_run_id: str) -> bool:
+        """A job run that never acted on its run: another holds it, or it was fenced off."""
+        return cls._another_holds(record, job_run_id) or (
+            record is not None and record.state is RunState.ABANDONED)
 
     def run_ended_badly(self, job_run_id: str, state: str, message: str) -> tuple[dict[State, int], Email]:
         """A run FAILED, TIMED OUT or was STOPPED: settled (ledger.settle), with the attempt
-        counted. A run that had committed is finished from its summary, and its summary
-        emailed: its output stands."""
+        counted, then emailed with why and what happens to its files. A run that had committed is
+        finished from its summary: its output stands. A job run that ended before it began the run
+        (its record never reached RUNNING: Glue failed it for concurrency or resources) wrote
+        nothing, so its files go back with attempts unchanged; one that never acted on its run
+        (another job run holds it, or it was fenced off) settles nothing and sends nothing."""
         run_id = self.jobs.run_id_of(job_run_id)
         if run_id is None:
-            return {}, Email(None)
+            return {}, self._run_email(RunEnd(job_run_id, state, message), None, None)
+        record = self.runs.get(run_id)
+        if self._did_nothing(record, job_run_id):
+            return {}, NO_EMAIL
+        began = record is None or record.state is RunState.RUNNING
+        if not began and record is not None and self.runs.abandon(run_id, record.state):
+            claimed = [FileRef.from_dict(item) for item in self.ledger.by_run(run_id)
+                       if item["state"] == State.CLAIMED.value]
+            self.manifests.delete(run_id)
+            moved = {State.PENDING: self.ledger.release_claim(run_id, claimed)}
+        else:
+            summary = self.manifests.read_summary(run_id)
+            attempt = CountAttempt(self.settings.max_attempts, f"job run {job_run_id} {state}: {message}")
+            moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, attempt)
         summary = self.manifests.read_summary(run_id)
-        attempt = CountAttempt(self.settings.max_attempts, f"job run {job_run_id} {state}: {message}")
-        moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, attempt)
-        return moved, (self._email(summary) if summary is not None else Email(run_id))
+        email = self._run_email(RunEnd(job_run_id, state, message), run_id, summary,
+                                {s.value: n for s, n in moved.items()})
+        return moved, email
+
+    def run_succeeded_late(self, job_run_id: str) -> Email:
+        """A SUCCEEDED run whose end event never came: its files are finished from its summary
+        and it is emailed, as the event would have done. (A run that succeeded without a summary
+        never committed: settled as a failed run.)"""
+        run_id = self.jobs.run_id_of(job_run_id)
+        summary = self.manifests.read_summary(run_id) if run_id else None
+        if run_id is None or summary is None:
+            return self.run_ended_badly(job_run_id, "SUCCEEDED", "the run ended without its summary")[1]
+        moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, None)
+        return self._run_email(RunEnd(job_run_id, "SUCCEEDED"), run_id, summary,
+                               {s.value: n for s, n in moved.items()})
+
+    def _run_email(self, end: RunEnd, run_id: str | None, summary: RunSummary | None,
+                   settled: dict[str, int] | None = None) -> Email:
+        report = run_report(end, run_id, summary, self.place, settled,
+                            self.manifests.summary_uri(run_id) if run_id else "")
+        return Email(report.name, report.detail["outcome"], self.notifier.send(report))
+
+    def crawl_failed(self, event_id: str, crawler: str, error: str, time: str, log_link: str = "") -> Email:
+        """The raw crawler failed: its files stay PENDING (the sweep crawls again); email it."""
+        report = crawl_failed_report(event_id, crawler, error, time, log_link)
+        return Email(report.name, "FAILED", self.notifier.send(report))

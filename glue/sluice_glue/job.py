@@ -1,9 +1,9 @@
 """One run of the ETL job: exactly the files of its manifest, table by table.
 
 Output goes to s3://<processed>/<table>/<date parts>/run_id=<run_id>/. Partitioning by run id last
-is what makes a retried attempt of the same run replace its own output and nothing else: Spark's
-dynamic partition overwrite (on Glue) or delete-then-upload of the run's folders (locally) touches
-only partitions that carry this run id. Bad rows go to s3://<processed>/_quarantine/<table>/
+is what makes a retried attempt of the same run replace its own output and nothing else: the
+run's own folders are emptied, then written in append mode (on Glue, the EMRFS S3-optimized
+committer writes in place, with no rename), locally uploaded after the same delete. Bad rows go to s3://<processed>/_quarantine/<table>/
 run_id=<run_id>/ as JSON lines with the source file and the reason; so do files that cannot be
 read whole (a truncated gzip stream), as one record each. Tables are isolated: a table whose
 processing fails has its files returned to the ledger with the reason and its output discarded,
@@ -16,11 +16,11 @@ from __future__ import annotations
 import functools
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import boto3
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -35,13 +35,15 @@ from ledger import (
     TableSummary,
     summary_key,
 )
+from ledger.run_table import DynamoRunRecords
 from ledger.s3 import delete_prefix
 from ledger.table import DynamoLedger
-from sluice_glue import catalog, datasets, raw_files, transforms
+from sluice_glue import catalog, datasets, raw_files, small_write, transforms
 from sluice_glue.arguments import JobArguments
 from sluice_glue.datasets import DatasetSettings, SettingsError
 from sluice_glue.runlog import RunLog
-from sluice_glue.storage import DRIVER_THREADS, Storage, concurrently, unreadable_gzip
+from sluice_glue.sizing import RunSize, input_bytes
+from sluice_glue.storage import DRIVER_THREADS, Storage, client, concurrently, resource, unreadable_gzip
 
 EMPTY_FILE = "no data rows (empty, header only, or unreadable)"
 
@@ -62,21 +64,33 @@ def _settings_for(args: JobArguments, table: dict) -> DatasetSettings:
 @functools.lru_cache(maxsize=1)
 def _datasets_file(uri: str, run_id: str, job_run_id: str) -> datasets.DatasetFile:
     """datasets.toml, read once per run (attempt): a run sees one version of it throughout."""
-    return datasets.fetch(boto3.client("s3"), uri)
+    return datasets.fetch(client("s3"), uri)
 
 
 def run(spark: SparkSession, args: JobArguments, storage: Storage, log: RunLog | None = None) -> RunSummary:
     log = log or RunLog(args.run_id)
     began = time.monotonic()
-    s3, glue = boto3.client("s3"), boto3.client("glue")
+    s3, glue = client("s3"), client("glue")
+    ledger_table = resource("dynamodb").Table(args.ledger_table)
+    ledger = DynamoLedger(ledger_table)
+    with log.phase("fence"):
+        # Before anything is read or written: the run is ours only if its record lets us begin it
+        # (ledger/run_record.py). A run the sweep fenced off has had its files given back, perhaps
+        # to another run already: this job run ends having done nothing.
+        if not DynamoRunRecords(ledger_table).begin(args.run_id, args.job_run_id or "unknown"):
+            log.event("fenced_off", reason="run record ABANDONED, missing or another job run's")
+            return RunSummary(run_id=args.run_id, job_run_id=args.job_run_id, fenced_off=True)
     with log.phase("manifest"):
         bucket, key = args.manifest_uri.removeprefix("s3://").split("/", 1)
         manifest = RunManifest.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         tables = catalog.raw_tables(glue, args.raw_database)
-    ledger = DynamoLedger(boto3.resource("dynamodb").Table(args.ledger_table))
+    with log.phase("claims", files=len(manifest.files)):
+        held, not_held = ledger.held_by(args.run_id, manifest.files)
+    if not_held:
+        log.event("not_held", files=len(not_held), first=not_held[0].reason)
     groups: dict[str, list[FileRef]] = {}
     uncatalogued: list[FileRef] = []
-    for ref in manifest.files:
+    for ref in held:
         table = catalog.table_for(ref, tables)
         (uncatalogued if table is None else groups.setdefault(table["Name"], [])).append(ref)
     log.event("run", files=len(manifest.files), bytes=manifest.total_bytes, tables=sorted(groups))
@@ -100,8 +114,8 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage, log: RunLog |
         tables={name: w.table for name, w in written.items()},
         files=[f for w in written.values() for f in w.files],
         output_partitions=[p for w in written.values() for p in w.output_partitions],
-        returned=returned, bytes=manifest.total_bytes, duration_s=round(time.monotonic() - began, 2),
-        quarantine=f"s3://{args.processed_bucket}/_quarantine/")
+        returned=returned, not_held=not_held, bytes=sum(ref.size for ref in held),
+        duration_s=round(time.monotonic() - began, 2), quarantine=f"s3://{args.processed_bucket}/_quarantine/")
     # The summary is the run's commit point: once it exists the output is complete, so a run
     # that dies after this line is finished from it (StartJobFunction marks the rest DONE), and
     # one that dies before it has its output discarded and its files released.
@@ -133,7 +147,7 @@ def _mark_done(args: JobArguments, files: list[FileSummary]) -> None:
     latest/guide/resources.html#multithreading-or-multiprocessing-with-resources)."""
     ledgers: queue.Queue[DynamoLedger] = queue.Queue()
     for _ in range(min(DRIVER_THREADS, len(files))):
-        ledgers.put(DynamoLedger(boto3.resource("dynamodb").Table(args.ledger_table)))
+        ledgers.put(DynamoLedger(resource("dynamodb").Table(args.ledger_table)))
 
     def mark(entry: FileSummary) -> None:
         ledger = ledgers.get()
@@ -186,6 +200,16 @@ class TableOutput:
     partition_by: list[str]
     good_schema: list[tuple[str, str]]
 
+    @property
+    def run_dirs(self) -> list[str]:
+        """Each partition's folder under the table: year=2026/month=11/day=24/run_id=<run>."""
+        return [run_dir(self.partition_by, values) for values in self.partitions]
+
+
+def run_dir(partition_by: list[str], values: tuple[str | None, ...]) -> str:
+    """The folder Spark writes a partition to, as Spark escapes it (catalog.partition_path)."""
+    return catalog.partition_path(partition_by, values).rstrip("/")
+
 
 def prepared(raw: DataFrame, columns: list[tuple[str, str]], partition_keys: list[str],
              settings: DatasetSettings, ingest_time: datetime | None, tasks: int) -> DataFrame:
@@ -199,73 +223,117 @@ def prepared(raw: DataFrame, columns: list[tuple[str, str]], partition_keys: lis
     return transforms.flag_duplicates(rows, settings.dedup_keys, within=within)
 
 
+def file_counts(stats: list[Any], partition_by: list[str],
+                ) -> tuple[dict[int, RowCounts], set[tuple[str, ...]]]:
+    """Row counts by manifest index, and the output partitions that received rows, from rows of
+    (_file, the partition columns, rows_in, rows_bad, rows_duplicate): one per file and output
+    partition. Rows whose file no manifest path decodes to fail the table (its files go back with
+    the reason, where counting on would mark one DONE with 0 rows)."""
+    if orphans := sum(row["rows_in"] for row in stats if row["_file"] is None):
+        raise RuntimeError(f"{orphans} rows came from a file Spark names as no file of the manifest")
+    counts: dict[int, RowCounts] = {}
+    partitions: set[tuple[str, ...]] = set()
+    for row in stats:
+        part = RowCounts(row["rows_in"], row["rows_in"] - row["rows_bad"] - row["rows_duplicate"],
+                         row["rows_bad"], row["rows_duplicate"])
+        counts[row["_file"]] = counts.get(row["_file"], RowCounts(0, 0, 0)) + part
+        if part.rows_out:
+            partitions.add(tuple(row[c] for c in partition_by))
+    return counts, partitions
+
+
 def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, str]],
                 partition_keys: list[str],
                 settings: DatasetSettings, run_id: str, uris: dict[int, str], lookup: DataFrame | None,
                 output_root: str, quarantine_root: str, ingest_time: datetime | None = None,
-                unreadable: dict[int, str] | None = None, broadcast: bool = True) -> TableOutput:
+                unreadable: dict[int, str] | None = None, broadcast: bool = True,
+                size: RunSize | None = None,
+                before_write: Callable[[list[str]], None] = lambda run_dirs: None) -> TableOutput:
     """Type, dedup, enrich and write one table's rows; quarantine the rest. One shuffle.
 
-    The rows are distributed once, by output partition and dedup key over every task (see
-    transforms.distributed), so a run whose rows fall on one day still uses every core, and
-    each output partition gets at most one file per task. The typed rows are cached once,
+    `size` (sizing.RunSize) sets the shuffle's width and the cache's codec, and sends a small
+    run to the small-run path (small_write.py: one Spark job, written by pyarrow); without it,
+    every core and an uncompressed cache. `before_write(run_dirs)` runs just before the rows are
+    written, with the partition folders about to receive them (the S3 storage empties them: a
+    retried attempt of the run replaces its own output, where append would add to it).
+
+    The rows are distributed once, by output partition and dedup key over `size.tasks` tasks
+    (see transforms.distributed), so a run whose rows fall on one day still uses every core,
+    and each output partition gets at most one file per task. The typed rows are cached once,
     because three things read them: the counts, the table, the quarantine (it spills to disk
     when a run does not fit in memory). `unreadable`: files left out of `raw`, quarantined
-    whole with their reason.
+    whole with their reason. The table is written in append mode: with dynamic partition
+    overwrite the EMRFS S3-optimized committer is not used, and Spark stages the output and
+    renames it at commit ("Requirements for the EMRFS S3-optimized committer", Amazon EMR
+    release guide, https://docs.aws.amazon.com/emr/latest/ReleaseGuide/emr-spark-committer-reqs.html).
     """
+    size = size or RunSize(0, spark.sparkContext.defaultParallelism, small=False, compress_cache=False)
     partition_by = [*partition_keys, *settings.date_parts, "run_id"]
     within = [*partition_keys, "_bucket"]
-    tasks = spark.sparkContext.defaultParallelism  # every core; at most this many files per partition
-    rows = prepared(raw, columns, partition_keys, settings, ingest_time, tasks)
-    # Uncompressed: the cache is read twice soon after it is built, and compressing its column
-    # batches cost more than it saved (bench_glue_job, 1M rows: 6.38 s -> 5.54 s, medians of 5).
-    spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
+    unreadable = unreadable or {}
+    rows = prepared(raw, columns, partition_keys, settings, ingest_time, 1 if size.small else size.tasks)
+    if size.small and small_write.fits(settings):
+        written = small_write.write(spark, rows, settings, run_id, uris, lookup, broadcast, partition_by,
+                                    output_root, before_write)
+        if written is not None:
+            counts, partitions, schema = written
+            _quarantine(spark, rows, run_id, uris, counts, unreadable, quarantine_root)
+            return TableOutput(counts, sorted(partitions), partition_by,
+                               catalog.hive_columns(schema, partition_by))
+    # Compressed only for a large run: see sizing.COMPRESS_CACHE_ABOVE.
+    spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", str(size.compress_cache).lower())
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         bad, duplicate = F.col("_bad_reason").isNotNull(), F.col("_duplicate")
         stats = transforms.with_output_partition(rows.groupBy("_file", *within).agg(
             F.count(F.lit(1)).alias("rows_in"), F.count_if(bad).alias("rows_bad"),
             F.count_if(duplicate).alias("rows_duplicate")), run_id, "_bucket", settings.date_parts).collect()
-        counts: dict[int, RowCounts] = {}
-        partitions: set[tuple[str, ...]] = set()
-        if orphans := sum(row["rows_in"] for row in stats if row["_file"] is None):
-            # Rows Spark read from a file it names in a way no manifest path decodes to: failing the
-            # table returns its files with this reason, where counting on would mark one DONE with 0.
-            raise RuntimeError(f"{orphans} rows came from a file Spark names as no file of the manifest")
-        for row in stats:  # one row per (file, output partition)
-            part = RowCounts(row["rows_in"], row["rows_in"] - row["rows_bad"] - row["rows_duplicate"],
-                             row["rows_bad"], row["rows_duplicate"])
-            counts[row["_file"]] = counts.get(row["_file"], RowCounts(0, 0, 0)) + part
-            if part.rows_out:
-                partitions.add(tuple(row[c] for c in partition_by))
+        counts, partitions = file_counts(stats, partition_by)
         good = transforms.with_output_partition(rows.filter(~bad & ~duplicate), run_id, "_bucket",
                                                 settings.date_parts)
         good = transforms.enriched(good, uris, lookup, settings.lookup_key, broadcast).drop(
             "_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
+        before_write([run_dir(partition_by, values) for values in sorted(partitions)])
+        # Dynamic partition overwrite, not append: up to JobMaxConcurrentRuns runs write one table
+        # root at once, and an append's FileOutputCommitter keeps every job's task output under the
+        # root's shared `_temporary/0`, which the first job to commit deletes with the others' files
+        # in it (SPARK-24238). In dynamic mode each job stages under `.spark-staging-<job id>` of its
+        # own and moves only its own partitions (all `run_id=<run>`) into place. The EMRFS
+        # S3-optimized committer is not used then (its "Requirements" page): slower commits,
+        # never a lost file.
         (good.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
              .option("compression", settings.compression).partitionBy(*partition_by)
              .format(settings.output_format).save(output_root))
-        unread = {i: (unreadable or {}).get(i, EMPTY_FILE) for i in uris if i not in counts}
-        if unread or any(c.rows_bad for c in counts.values()):  # most runs have nothing to quarantine
-            quarantined(spark, rows, run_id, uris, unread).write.mode("overwrite").json(quarantine_root)
+        _quarantine(spark, rows, run_id, uris, counts, unreadable, quarantine_root)
     finally:
         rows.unpersist()
     return TableOutput(counts, sorted(partitions), partition_by,
                        catalog.hive_columns(good.schema, partition_by))
 
 
+def _quarantine(spark: SparkSession, rows: DataFrame, run_id: str, uris: dict[int, str],
+                counts: dict[int, RowCounts], unreadable: dict[int, str], root: str) -> None:
+    """Most runs have nothing to quarantine, and write nothing."""
+    unread = {i: unreadable.get(i, EMPTY_FILE) for i in uris if i not in counts}
+    if unread or any(c.rows_bad for c in counts.values()):
+        quarantined(spark, rows, run_id, uris, unread).write.mode("overwrite").json(root)
+
+
 def quarantined(spark: SparkSession, rows: DataFrame, run_id: str, uris: dict[int, str],
                 files: dict[int, str]) -> DataFrame:
-    """The quarantine as one file: the bad rows, and a record per file that gave no rows
-    (`files`: index -> reason). repartition(1) shuffles only the bad rows, where coalesce(1)
-    would pull the filter over the whole cached run into one task."""
+    """The quarantine: the bad rows, and a record per file that gave no rows (`files`: index ->
+    reason). A REBALANCE without columns shuffles only the bad rows (the filter stays below
+    it) and lets adaptive execution size its files: one for a few bad rows, more for many
+    ("Hints", Spark 3.5 SQL reference, https://spark.apache.org/docs/3.5.4/sql-ref-syntax-qry-select-hints.html).
+    coalesce(1) would pull the filter over the whole cached run into one task; repartition(1)
+    would send every bad row of a large run through one task."""
     quarantine = transforms.quarantine_records(rows.filter(F.col("_bad_reason").isNotNull()), run_id, uris)
     if files:
         quarantine = quarantine.unionByName(spark.createDataFrame(
             [(uris[i], None, reason, run_id) for i, reason in sorted(files.items())],
             "source_file string, record string, reason string, run_id string").withColumn(
             "quarantined_at", F.current_timestamp()))
-    return quarantine.repartition(1)
+    return quarantine.hint("rebalance")
 
 
 @dataclass
@@ -317,12 +385,14 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
         for i in folders})
     lookup, broadcast = _lookup(spark, settings, storage, [n for n, _ in columns] + partition_keys)
     quarantine_prefix = f"_quarantine/{name}/run_id={args.run_id}/"
-    with log.phase("write", spark=True, table=name):
+    size = RunSize.of(input_bytes(refs), spark.sparkContext.defaultParallelism)
+    with log.phase("write", spark=True, table=name, tasks=size.tasks, small=size.small):
         out = write_table(spark, raw_rows, columns, partition_keys, settings, args.run_id, uris, lookup,
                           storage.output_root(args.processed_bucket, f"{name}/"),
                           storage.output_root(args.processed_bucket, quarantine_prefix), ingest_time,
-                          unreadable, broadcast)
-    run_dirs = [catalog.partition_path(out.partition_by, values).rstrip("/") for values in out.partitions]
+                          unreadable, broadcast, size,
+                          lambda dirs: storage.clear(args.processed_bucket, f"{name}/", dirs))
+    run_dirs = out.run_dirs
     with log.phase("publish", table=name, partitions=len(run_dirs)):
         storage.publish(args.processed_bucket, f"{name}/", run_dirs)
         storage.publish(args.processed_bucket, quarantine_prefix, [""])

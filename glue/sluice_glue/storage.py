@@ -17,9 +17,10 @@ import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import boto3
+from botocore.config import Config
 
 from ledger import FileRef
 from ledger.s3 import delete_prefix, discard_run_folders
@@ -27,6 +28,22 @@ from ledger.s3 import delete_prefix, discard_run_folders
 # Driver calls (header reads, staging, DONE marks) go through this many threads: each is one
 # round trip, and boto3 clients are thread-safe (resources are not: see job.py's ledgers).
 DRIVER_THREADS = 16
+# Every client the job makes: one pooled connection per driver thread (botocore's default pool
+# is 10, so 16 threads would wait for one), and the standard retry mode, which backs off on
+# throttling and transient errors up to max_attempts (legacy mode, boto3's default, retries
+# fewer errors: "Retries", boto3 guide, https://boto3.amazonaws.com/v1/documentation/api/latest/
+# guide/retries.html; max_pool_connections: botocore's Config reference).
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 6}, max_pool_connections=DRIVER_THREADS)
+
+
+def client(service: str) -> Any:
+    return boto3.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def resource(service: str) -> Any:
+    return boto3.resource(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
 BOM = "\ufeff"
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,7 +68,7 @@ class Storage:
     local = False
 
     def __init__(self) -> None:
-        self.s3 = boto3.client("s3")
+        self.s3 = client("s3")
 
     def inputs(self, refs: list[FileRef]) -> dict[str, int]:
         """The path Spark reports for each file (input_file_name, URL-decoded) -> manifest index."""
@@ -71,8 +88,13 @@ class Storage:
         """The file's first line (its CSV header), without a UTF-8 BOM; "" if unreadable."""
         return _first_line(self.head(ref), ref.key.endswith(".gz"))
 
+    def clear(self, bucket: str, prefix: str, run_dirs: list[str]) -> None:
+        """Empty the run's partition folders before the rows are appended: what an earlier
+        attempt of the same run left there goes, so the run's output is written once."""
+        concurrently(lambda run_dir: delete_prefix(self.s3, bucket, f"{prefix}{run_dir}/"), run_dirs)
+
     def publish(self, bucket: str, prefix: str, run_dirs: list[str]) -> None:
-        """Spark wrote in place (dynamic partition overwrite replaced this run's partitions)."""
+        """Spark wrote in place (append, into folders `clear` emptied)."""
 
     def fetch(self, uri: str) -> str:
         return uri
@@ -123,6 +145,9 @@ class LocalStorage(Storage):
     def output_root(self, bucket: str, prefix: str) -> str:
         return str(self.root / "out" / bucket / prefix)
 
+    def clear(self, bucket: str, prefix: str, run_dirs: list[str]) -> None:
+        """Nothing yet: Spark writes into a fresh local folder, and publish deletes, then uploads."""
+
     def publish(self, bucket: str, prefix: str, run_dirs: list[str]) -> None:
         """Replace this run's partitions in S3 with what Spark wrote locally: first delete what an
         earlier attempt of the same run left there, then upload."""
@@ -137,6 +162,18 @@ class LocalStorage(Storage):
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def put_file(root: str, relative: str, body: bytes) -> None:
+    """Write one output file under an output root: s3://bucket/prefix/ (the S3 storage) or a
+    local folder (the local storage, whose publish uploads it)."""
+    if root.startswith("s3://"):
+        bucket, _, prefix = root.removeprefix("s3://").partition("/")
+        client("s3").put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/{relative}".lstrip("/"), Body=body)
+        return
+    path = Path(root) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
 
 
 def _first_line(head: bytes, gz: bool) -> str:
@@ -178,7 +215,7 @@ def _chunks(source: str) -> Iterable[bytes]:
     """The bytes of a staged path or an s3:// object, 1 MiB at a time (runs on an executor)."""
     if source.startswith("s3://"):
         bucket, key = source.removeprefix("s3://").split("/", 1)
-        yield from boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20)
+        yield from client("s3").get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20)
         return
     with open(source, "rb") as stream:
         while chunk := stream.read(1 << 20):

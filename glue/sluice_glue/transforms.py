@@ -266,7 +266,10 @@ def distributed(df: DataFrame, within: list[str], dedup_keys: tuple[str, ...], t
     rows with the same key in the same output partition still meet (flag_duplicates needs no
     exchange of its own). Without dedup keys a salt spreads the rows: a hash of the file and the
     row's position in its input split, which a retried task computes again the same way (rand()
-    would not)."""
+    would not). One task (a small run) is no exchange at all: one partition already holds every
+    key together (Spark's SinglePartition satisfies the window's clustering)."""
+    if tasks == 1:
+        return df.coalesce(1)
     spread = [F.col(k) for k in dedup_keys] or [F.xxhash64("_file", F.monotonically_increasing_id())]
     return df.repartition(tasks, *[F.col(c) for c in within], *spread)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,13 +34,16 @@ LAYER_DIRS = [ROOT / "functions" / "ledger_layer"]
 
 @dataclass
 class FakeContext:
-    """The parts of Lambda's context object that handlers and Powertools read."""
+    """The parts of Lambda's context object that handlers and Powertools read. The remaining
+    time counts down from the function's timeout as the invocation runs, as Lambda's does
+    (Lambda developer guide, "Lambda context object in Python": get_remaining_time_in_millis)."""
 
     function_name: str
     memory_limit_in_mb: int = 256
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     invoked_function_arn: str = ""
     timeout_ms: int = 60_000
+    started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         if not self.invoked_function_arn:
@@ -47,7 +51,7 @@ class FakeContext:
                 f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}")
 
     def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_ms
+        return max(0, self.timeout_ms - int((time.monotonic() - self.started) * 1000))
 
 
 def load_handler(code_dir: Path, handler: str, cold: bool = False) -> Callable[[dict, Any], Any]:
@@ -80,6 +84,16 @@ def load_module(path: Path) -> ModuleType:
     return module
 
 
+def record_error(aws: Any, function_name: str) -> None:
+    """What Lambda records for an invocation that ended in a function error: Errors +1 in AWS/Lambda,
+    dimension FunctionName ("Types of metrics for Lambda functions", Lambda developer guide: "Errors -
+    The number of invocations that result in a function error"). A batch whose items are reported
+    failed (ReportBatchItemFailures) is not an error. Throttles never happen locally (no quotas)."""
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[{
+        "MetricName": "Errors", "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+        "Value": 1, "Unit": "Count"}])
+
+
 def as_role(handler: Callable[[dict, Any], Any], role: Principal | None) -> Callable[[dict, Any], Any]:
     """The handler, its calls made as `role` (None: unchecked, as before)."""
     if role is None:
@@ -89,5 +103,27 @@ def as_role(handler: Callable[[dict, Any], Any], role: Principal | None) -> Call
     def run(event: dict, context: Any) -> Any:
         with acting_as(role):
             return handler(event, context)
+
+    return run
+
+
+def with_timeout(handler: Callable[[dict, Any], Any], timeout_s: int,
+                 overran: Callable[[str, float], None]) -> Callable[[dict, Any], Any]:
+    """The handler invoked as Lambda invokes it with the function's Timeout: its context's
+    remaining time counts down from it. Lambda stops an invocation at its timeout; a thread
+    cannot be stopped, so an invocation that overruns here goes on, and `overran(function,
+    seconds)` reports it - on AWS it would have ended there ("Task timed out"), and nothing the
+    pipeline promises may depend on it having ended (the run records' fence does not)."""
+
+    @functools.wraps(handler)
+    def run(event: dict, context: Any) -> Any:
+        timed = FakeContext(context.function_name, context.memory_limit_in_mb, context.aws_request_id,
+                            context.invoked_function_arn, timeout_s * 1000)
+        try:
+            return handler(event, timed)
+        finally:
+            took = time.monotonic() - timed.started
+            if took > timeout_s:
+                overran(context.function_name, took)
 
     return run

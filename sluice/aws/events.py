@@ -3,16 +3,24 @@
 moto matches events against each rule (its own pattern matcher) and applies the target's input
 transformer, but delivers only to SQS. So the deployer points every Lambda and SNS target at an
 internal queue, and this module drains those queues: a Lambda target is invoked asynchronously
-(retried twice, as Lambda retries async events, then reported), an SNS target gets the
-transformed message published. Schedule rules (`rate(...)`) are ticked here too.
+(retried twice, as Lambda retries async events, then sent to the function's dead-letter queue
+with the function's role), an SNS target gets the transformed input published as its message,
+exactly as it is (a JSON string keeps its quotes: "Tutorial: Use input transformer to customize
+what EventBridge passes to the event target" shows the SNS message `"This event was of
+customerCreated type."`), and no Subject, so SNS's email says "AWS Notification Message".
+Schedule rules (`rate(...)`) are ticked here too.
 
 Each delivery is first authorised as AWS authorises it: events.amazonaws.com needs the function's
-lambda:InvokeFunction permission, the topic policy's sns:Publish (with aws:SourceArn = the rule)
-and, for an encrypted topic, kms:GenerateDataKey and kms:Decrypt in the key policy - where
-aws:SourceArn and aws:SourceAccount are not in the request ("not supported for EventBridge to
-encrypted topics", SNS developer guide, "Key management"). A denied delivery is not retried (a 4xx
-is permanent) and is counted as AWS counts it: the rule's FailedInvocations metric in AWS/Events
-("Monitoring Amazon EventBridge", EventBridge user guide).
+lambda:InvokeFunction permission (aws:SourceArn = the rule), the topic policy's sns:Publish - asked
+with no condition keys at all, since "You can't use Condition blocks in Amazon SNS topic policies
+for EventBridge" (EventBridge user guide, "Using resource-based policies", Amazon SNS permissions):
+a statement conditioned on aws:SourceArn lets nothing through - and, for an encrypted topic,
+kms:GenerateDataKey and kms:Decrypt in the key policy, where aws:SourceArn and aws:SourceAccount are
+not in the request either ("not supported for EventBridge to encrypted topics", SNS developer
+guide, "Key management"). A denied delivery is not retried (a 4xx is permanent) and is counted as
+AWS counts it: the rule's FailedInvocations metric in AWS/Events ("Monitoring Amazon EventBridge",
+EventBridge user guide). So is an input transformer's output that is not valid JSON (see
+correct_moto).
 
     >>> put_event(aws, "aws.glue", "Glue Job State Change", {"state": "FAILED"})  # doctest: +SKIP
 """
@@ -31,7 +39,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sluice.aws import iam_hook
-from sluice.aws.awslambda import FakeContext
+from sluice.aws.awslambda import FakeContext, record_error
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.stack.deploy import RuleTarget
 from sluice.timeline import Timeline, describe_result
@@ -47,9 +55,12 @@ def put_event(aws: Emulator, source: str, detail_type: str, detail: dict) -> Non
 
 def record_failed_invocation(aws: Emulator, rule: str) -> None:
     """What EventBridge records for a delivery that failed permanently."""
-    aws.client("cloudwatch").put_metric_data(Namespace="AWS/Events", MetricData=[{
-        "MetricName": "FailedInvocations", "Dimensions": [{"Name": "RuleName", "Value": rule}],
-        "Value": 1, "Unit": "Count"}])
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/Events", MetricData=[_failed_invocation(rule)])
+
+
+def _failed_invocation(rule: str) -> dict[str, Any]:
+    return {"MetricName": "FailedInvocations", "Dimensions": [{"Name": "RuleName", "Value": rule}],
+            "Value": 1, "Unit": "Count"}
 
 
 def failed_invocations(cloudwatch: Any) -> dict[str, int]:
@@ -78,8 +89,13 @@ def rate_seconds(expression: str) -> float:
 class RuleTargetDelivery:
     def __init__(self, aws: Emulator, target: RuleTarget, timeline: Timeline,
                  handler: Callable[[dict, Any], Any] | None = None, function_name: str = "",
-                 schedule_every: float | None = None, topic_key: str | None = None) -> None:
+                 schedule_every: float | None = None, topic_key: str | None = None,
+                 dead_letters: Any = None) -> None:
         self.aws = aws
+        # The function's DLQ (DeadLetterConfig), an SQS client made as the function's role, and the
+        # queue's URL: Lambda sends an event that failed every attempt there (Lambda developer guide,
+        # "Adding a dead-letter queue": the execution role needs sqs:SendMessage).
+        self.dead_letters = dead_letters
         self.topic_key = topic_key  # the KMS key ARN of an encrypted SNS target
         self.rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{target.rule}"
         self.schedule_every = schedule_every  # tests compress a rate(1 minute) schedule
@@ -88,6 +104,7 @@ class RuleTargetDelivery:
         self.timeline = timeline
         self.handler = handler
         self.function_name = function_name
+        self.delivered = 0  # events delivered to the target (tests wait on it: "two more sweeps")
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
         threads = [threading.Thread(target=self._drain, args=(stop,), daemon=True,
@@ -111,22 +128,21 @@ class RuleTargetDelivery:
                 if self._deliver(message):
                     self.sqs.delete_message(QueueUrl=self.target.queue_url,
                                             ReceiptHandle=message["ReceiptHandle"])
+                    self.delivered += 1
 
     def _deliver(self, message: dict) -> bool:
         """True when the message is finished with (delivered, or out of attempts)."""
-        payload = json.loads(message["Body"])
         denied = self._denied()
         if denied:
             record_failed_invocation(self.aws, self.target.rule)
             self.timeline.emit("error", f"{self.target.rule}: delivery to {self.target.target} denied "
                                         f"({denied}); FailedInvocations +1")
             return True
-        if self.target.kind == "sns":
-            text = payload if isinstance(payload, str) else json.dumps(payload)
-            self.aws.client("sns").publish(TopicArn=self.target.target, Message=text,
-                                           Subject="Sluice pipeline notification")
+        if self.target.kind == "sns":  # the target input as it is: a JSON string keeps its quotes
+            self.aws.client("sns").publish(TopicArn=self.target.target, Message=message["Body"])
             self.timeline.emit("sns", f"published to {self.target.target.rsplit(':', 1)[-1]}")
             return True
+        payload = json.loads(message["Body"])
         started = time.monotonic()
         try:
             if self.handler is None:  # logged and retried like any failed invocation
@@ -134,12 +150,34 @@ class RuleTargetDelivery:
             result = self.handler(payload, FakeContext(self.function_name))
         except Exception as error:
             attempt = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
+            record_error(self.aws, self.function_name)
             self.timeline.emit("error", f"{self.function_name} raised {error!r} (attempt {attempt})")
-            return attempt >= ASYNC_ATTEMPTS
+            if attempt >= ASYNC_ATTEMPTS:
+                self._dead_letter(message["Body"], error)
+                return True
+            return False
         took = (time.monotonic() - started) * 1000
         self.timeline.emit("lambda", f"{self.function_name} <- {payload.get('detail-type')}: "
                                      f"{describe_result(result)} [{took:.0f} ms]")
         return True
+
+    def _dead_letter(self, body: str, error: Exception) -> None:
+        """Lambda's asynchronous invocation gives up: the event goes to the function's DLQ, with the
+        error in the message attributes (Lambda developer guide, "Adding a dead-letter queue")."""
+        if self.dead_letters is None:
+            self.timeline.emit("error", f"{self.function_name}: event dropped after {ASYNC_ATTEMPTS} "
+                                        f"attempts")
+            return
+        sqs, url = self.dead_letters
+        try:
+            why = f"{type(error).__name__}: {error}"[:256]
+            sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes={
+                "ErrorMessage": {"DataType": "String", "StringValue": why}})
+        except ClientError as refused:  # the role may not send: the event is lost, as on Lambda
+            self.timeline.emit("error", f"{self.function_name}: event lost, its DLQ refused it: {refused}")
+            return
+        self.timeline.emit("error", f"{self.function_name}: event sent to its DLQ after {ASYNC_ATTEMPTS} "
+                                    f"attempts")
 
     def _denied(self) -> str | None:
         """The first action the target's policies refuse events.amazonaws.com, if any."""
@@ -150,8 +188,8 @@ class RuleTargetDelivery:
         if self.target.kind == "lambda":
             wanted = [("lambda:InvokeFunction",
                        f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}", source)]
-        else:
-            wanted = [("sns:Publish", self.target.target, source)]
+        else:  # no condition keys at all: "You can't use Condition blocks" for EventBridge (above)
+            wanted = [("sns:Publish", self.target.target, {})]
             if self.topic_key:  # SNS asks KMS on EventBridge's behalf, without the source keys
                 wanted += [("kms:GenerateDataKey", self.topic_key, {}), ("kms:Decrypt", self.topic_key, {})]
         for action, resource, keys in wanted:
@@ -182,10 +220,17 @@ def correct_moto() -> None:
     _transform_input_as_aws_does()
 
 
+class _Undeliverable(str):
+    """An input transformer's output that is not valid JSON: no target can be given it."""
+
+
 def _deliver_transformed_strings() -> None:
     """moto 5.2.5 bug: an input transformer that yields a string (a readable message, as the
-    template's notification rules do) crashes delivery to SQS whenever the text contains the
-    letters "time" (`"time" in event`, then `event["time"]`). Deliver such strings as they are."""
+    template's notification rule does) crashes delivery to SQS whenever the text contains the
+    letters "time" (`"time" in event`, then `event["time"]`). Deliver such strings as they are: the
+    queue's body is the target input, the JSON text of the string. An output that is not valid JSON
+    is not delivered, and counts in the rule's FailedInvocations."""
+    from moto.cloudwatch.models import cloudwatch_backends
     from moto.events.models import Rule
     from moto.sqs import sqs_backends
 
@@ -194,25 +239,30 @@ def _deliver_transformed_strings() -> None:
         return
 
     def send(self: Rule, resource_id: str, event: Any, group_id: str | None = None) -> None:
+        if isinstance(event, _Undeliverable):
+            cloudwatch_backends[self.account_id][self.region_name].put_metric_data(
+                "AWS/Events", [_failed_invocation(self.name)])
+            return
         if not isinstance(event, str):
             return original(self, resource_id, event, group_id)
         sqs_backends[self.account_id][self.region_name].send_message(
-            queue_name=resource_id, message_body=json.dumps(event), group_id=group_id)
+            queue_name=resource_id, message_body=json.dumps(event, ensure_ascii=False), group_id=group_id)
 
     send.sluice_patched = True  # type: ignore[attr-defined]
     Rule._send_to_sqs_queue = send
 
 
 def _transform_input_as_aws_does() -> None:
-    """Two differences in moto's input transformer (EventTemplateParser.parse), both documented on
-    "Amazon EventBridge input transformation" (EventBridge user guide, eb-transform-target-input):
-    - a variable's string value is escaped for JSON (only `aws.events.event` and
-      `aws.events.event.json` are "not escaped"), so a Glue error message with newlines or quotes
-      still makes a valid target input; moto pasted it in raw, json.loads failed and PutEvents
-      answered 500 - the job's state change never reached StartJobFunction and its files stayed
-      CLAIMED;
-    - `$.time` is the event's ISO 8601 time (as in every event AWS sends); moto keeps epoch
-      seconds internally and pasted those into the email ("ended SUCCEEDED at 1796046286.17").
+    """moto's input transformer (EventTemplateParser.parse), as strict as AWS documents it
+    ("Amazon EventBridge input transformation", EventBridge user guide):
+    - a variable's value is put in as it is: "EventBridge doesn't escape values extracted by Input
+      Path, when populating the Input Template for a target" (the page's "Common issues"; its newer
+      version implies escaping, so the stricter reading is held to). A value with a quote, a
+      backslash or a line break inside a quoted template therefore makes invalid JSON, and the
+      target gets nothing (FailedInvocations) - where moto raised, and PutEvents answered 500;
+    - a value that is an object or array goes in as JSON, a number or boolean as its literal;
+    - `$.time` is the event's ISO 8601 time (as in every event AWS sends); moto keeps epoch seconds
+      internally and pasted those in ("ended SUCCEEDED at 1796046286.17").
     Only custom templates are changed: moto's default template (no transformer) relies on the
     epoch value, which its SQS delivery converts itself."""
     from moto.events.utils import EventTemplateParser
@@ -229,21 +279,45 @@ def _transform_input_as_aws_does() -> None:
         event = dict(event)
         if isinstance(event.get("time"), int | float):
             event["time"] = datetime.fromtimestamp(float(event["time"]), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        text = input_template
+        values: dict[str, Any] = {"aws.events.event.json": event}
         for name, path in input_paths_map.items():
             found = json_path(path).find(event)
-            if found:
-                text = text.replace(f"<{name}>", _substituted(found[0].value))
-        text = text.replace("<aws.events.event.json>", json.dumps(event))
-        return json.loads(text)
+            if found:  # a path the event lacks makes no variable (the page's "Common issues")
+                values[name] = found[0].value
+        text = _filled(input_template, values)
+        try:
+            return json.loads(text)
+        except ValueError:
+            return _Undeliverable(text)
 
     parse.sluice_patched = True  # type: ignore[attr-defined]
     EventTemplateParser.parse = staticmethod(parse)
 
 
-def _substituted(value: Any) -> str:
-    """A string goes in escaped for JSON (it sits inside the template's quotes); objects and
-    arrays as JSON; numbers and booleans as JSON literals."""
-    if isinstance(value, str):
-        return json.dumps(value)[1:-1]
-    return json.dumps(value)
+def _filled(template: str, values: dict[str, Any]) -> str:
+    """The template with each <variable> replaced: inside a quoted string, a string value as it is
+    (not escaped); anywhere else, the value as JSON (an unquoted string variable comes out quoted,
+    as the page's "Simple JSON" example shows).
+
+    >>> _filled('"<a> is in <b>"', {"a": 'say "hi"', "b": 2})
+    '"say "hi" is in 2"'
+    >>> _filled('{"x": <a>, "y": [<b>]}', {"a": "i-1", "b": 2})
+    '{"x": "i-1", "y": [2]}'
+    """
+    out, in_string, i = [], False, 0
+    while i < len(template):
+        char = template[i]
+        if char == "<" and (end := template.find(">", i)) > i and template[i + 1:end] in values:
+            value = values[template[i + 1:end]]
+            raw = in_string and isinstance(value, str)
+            out.append(value if raw else json.dumps(value, ensure_ascii=False))
+            i = end + 1
+            continue
+        if char == "\\" and in_string:
+            out.append(template[i:i + 2])
+            i += 2
+            continue
+        in_string ^= char == '"'
+        out.append(char)
+        i += 1
+    return "".join(out)

@@ -107,7 +107,6 @@ class GlueJobRunner:
         self.ready = threading.Event()
         self.paused = threading.Event()  # tests: runs wait in STARTING, as when no worker is free
         self.finished: dict[str, str] = {}  # job run id -> final state
-        self.fail_next: Exception | None = None  # fault injection: the next run raises this
         self._lock = threading.Lock()  # a run ends once: by the runner or by the timeout watchdog
         self._code_dir = Path(tempfile.mkdtemp(prefix="sluice-glue-code-"))
         self._script: tuple[str, ModuleType] | None = None  # (digest of its source, module)
@@ -185,16 +184,15 @@ class GlueJobRunner:
                                   f"({arguments.get('--run_id', '?')})")
         began = time.monotonic()
         try:
-            if self.fail_next is not None:
-                error, self.fail_next = self.fail_next, None
-                raise error
             token = IN_JOB_RUN.set(True)
             try:
                 summary = self._load_script().main(argv, spark=self.spark)
             finally:
                 IN_JOB_RUN.reset(token)
             state, message = "SUCCEEDED", "Job run succeeded"
-            detail = ", ".join(f"{k}={v}" for k, v in summary.to_dict()["totals"].items())
+            totals = summary.to_dict()["totals"]
+            detail = ("fenced off: its run was abandoned and its files given back; nothing done"
+                      if summary.fenced_off else ", ".join(f"{k}={v}" for k, v in totals.items()))
         except InjectedTimeout as error:
             state, message, detail = "TIMEOUT", str(error), ""
         except Exception as error:  # the run fails; the pipeline releases its files

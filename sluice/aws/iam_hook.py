@@ -114,13 +114,13 @@ class Enforcer:
         return None
 
     def check(self, principal: Principal, operation: str, action: str, resource: str,
-              keys: Mapping[str, str], mapped: bool = True) -> Decision:
+              keys: Mapping[str, str | list[str]], mapped: bool = True) -> Decision:
         decision = evaluate(principal, action, resource, keys, self.policy_for(resource))
         self.audit.record(principal, operation, action, resource, decision, mapped)
         return decision
 
     def delivery(self, service: str, operation: str, action: str, resource: str,
-                 keys: Mapping[str, str]) -> Decision:
+                 keys: Mapping[str, str | list[str]]) -> Decision:
         """A service delivering on its own behalf (S3 -> SQS, EventBridge -> Lambda or SNS): only
         the resource's policy can let it in."""
         return self.check(service_principal(service), operation, action, resource, keys)
@@ -149,7 +149,7 @@ class Enforcer:
                 self.check, principal, name, "s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", keys)
 
     def _delete_objects(self, principal: Principal, params: dict[str, Any], context: dict[str, Any],
-                        wanted: list[tuple[str, str]], keys: Mapping[str, str]) -> None:
+                        wanted: list[tuple[str, str]], keys: Mapping[str, str | list[str]]) -> None:
         """DeleteObjects is authorised key by key: a denied key comes back in Errors."""
         objects, allowed, errors = params["Delete"]["Objects"], [], []
         for obj, (action, resource) in zip(objects, wanted, strict=True):

@@ -135,10 +135,39 @@ def mapped(service: str, operation: str, p: dict[str, Any], account: str, region
     return None
 
 
-def request_keys(service: str, operation: str, params: dict[str, Any]) -> dict[str, str]:
+def request_keys(service: str, operation: str, params: dict[str, Any]) -> dict[str, str | list[str]]:
     """Condition keys a request carries in its parameters."""
+    if service == "dynamodb" and (leading := _leading_keys(operation, params)) is not None:
+        return {"dynamodb:LeadingKeys": leading}
+    if service == "events" and operation == "PutEvents":  # EventBridge user guide, "Using IAM policy
+        # conditions": events:source and events:detail-type, one value per entry of the call
+        entries = params.get("Entries", [])
+        return {"events:source": sorted({e.get("Source", "") for e in entries}),
+                "events:detail-type": sorted({e.get("DetailType", "") for e in entries})}
     if service == "cloudwatch" and operation == "PutMetricData":
         return {"cloudwatch:namespace": params.get("Namespace", "")}
     if service == "s3" and operation in ("ListObjectsV2", "ListObjects"):
         return {"s3:prefix": params.get("Prefix", "")}
     return {}
+
+
+def _leading_keys(operation: str, p: dict[str, Any]) -> list[str] | None:
+    """dynamodb:LeadingKeys, the partition key values an item request touches ("Using IAM policy
+    conditions for fine-grained access control", DynamoDB developer guide). The request does not
+    say which key attribute is the partition key: of a composite key both values are given,
+    which can only make a ForAllValues condition stricter than AWS's, never kinder. (PutItem is
+    not mapped: the pipeline's PutItem statement carries no such condition.)"""
+    if operation in ("GetItem", "DeleteItem", "UpdateItem"):
+        keys = [p["Key"]]
+    elif operation == "BatchGetItem":
+        keys = [k for request in p["RequestItems"].values() for k in request["Keys"]]
+    else:
+        return None
+    return sorted({str(_plain(v)) for key in keys for v in key.values()})
+
+
+def _plain(value: Any) -> Any:
+    """A key value as the caller wrote it, or typed ({"S": ...}) as the low-level client sends it."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("S", "N", "B"):
+        return next(iter(value.values()))
+    return value

@@ -1,8 +1,10 @@
 """SNS email subscriptions, delivered as .eml files in an outbox folder.
 
-For every topic with email subscribers, an internal queue is subscribed with raw delivery; each
-message that arrives is written once per subscriber as a standard RFC 5322 message that any mail
-program opens. read_outbox() reads them back, decoded as a mail program would:
+For every topic with email subscribers, an internal queue is subscribed; each message that arrives
+is written once per subscriber as a standard RFC 5322 message that any mail program opens: the
+message as it was published, and its Subject, or SNS's own when the publisher gave none ("AWS
+Notification Message": EventBridge gives none, so every run's email has it). read_outbox() reads
+them back, decoded as a mail program would:
 
     >>> [mail.subject for mail in read_outbox(Path("/no/such/outbox"))]
     []
@@ -10,6 +12,7 @@ program opens. read_outbox() reads them back, decoded as a mail program would:
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +27,8 @@ from botocore.exceptions import ClientError
 from sluice.aws.emulator import Emulator
 from sluice.timeline import Timeline
 
+DEFAULT_SUBJECT = "AWS Notification Message"  # SNS's, for a message published without a Subject
+
 
 class EmailOutbox:
     def __init__(self, aws: Emulator, topic_arn: str, outbox: Path, timeline: Timeline) -> None:
@@ -36,8 +41,8 @@ class EmailOutbox:
         self.queue_url = self.sqs.create_queue(QueueName=f"{topic}-email-outbox")["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(
             QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
-                           Attributes={"RawMessageDelivery": "true"})
+        # Not raw: SNS's JSON envelope carries the Subject (when there is one) beside the Message.
+        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
         self.display_name = self.sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get(
             "DisplayName") or topic
         self.sent = 0
@@ -57,19 +62,19 @@ class EmailOutbox:
             except ClientError:  # moto's SQS is not thread-safe under load: ask again
                 continue
             for message in messages:
+                envelope = json.loads(message["Body"])
                 for recipient in self.recipients():
-                    path = self.write(recipient, message["Body"])
+                    path = self.write(recipient, envelope["Message"], envelope.get("Subject"))
                     self.timeline.emit("sns", f"email to {recipient} -> {path}")
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def write(self, recipient: str, body: str) -> Path:
+    def write(self, recipient: str, body: str, subject: str | None = None) -> Path:
         now = datetime.now(UTC)
-        first_line = body.strip().splitlines()[0] if body.strip() else "notification"
         mail = EmailMessage()
         mail["From"] = f"{self.display_name} <no-reply@sns.amazonaws.com>"
         mail["To"] = recipient
         mail["Date"] = format_datetime(now)
-        mail["Subject"] = first_line[:120]
+        mail["Subject"] = subject or DEFAULT_SUBJECT
         mail.set_content(body)
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.sent += 1

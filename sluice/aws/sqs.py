@@ -12,6 +12,7 @@ notification messages to a destination", S3 user guide); see correct_moto."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sluice.aws import iam_hook
-from sluice.aws.awslambda import FakeContext
+from sluice.aws.awslambda import FakeContext, record_error
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.aws.iam import Principal
 from sluice.faults import Faults
@@ -53,6 +54,7 @@ class SqsEventSource:
                         f"{function_name}: the provided execution role {role.name} does not have "
                         f"permissions to call {action.split(':')[1]} on SQS ({mapping.queue_url})")
         self.sqs = iam_hook.client_as(role, "sqs", aws.endpoint) if role else aws.client("sqs")
+        self.aws = aws
         self.mapping = mapping
         self.function_name = function_name
         self.handler = handler
@@ -127,6 +129,7 @@ class SqsEventSource:
             if not self.mapping.report_batch_item_failures and failed:
                 failed = {m["MessageId"] for m in batch}
         except Exception as error:  # the whole batch returns to the queue, as on Lambda
+            record_error(self.aws, self.function_name)
             self.timeline.emit("error", f"{self.function_name} raised {error!r}; batch retried")
             failed = {m["MessageId"] for m in batch}
         self.failed_records += len(failed)
@@ -138,6 +141,41 @@ class SqsEventSource:
         took = (time.monotonic() - started) * 1000
         note = f", {len(failed)} reported failed (retried after the visibility timeout)" if failed else ""
         self.timeline.emit("lambda", f"{self.function_name}: batch of {len(batch)}{note} [{took:.0f} ms]")
+
+
+class QueueMetrics:
+    """What SQS publishes to CloudWatch for each queue (AWS/SQS, dimension QueueName): the visible
+    and in-flight message counts, sampled every `every` seconds (SQS: every minute; "Available
+    CloudWatch metrics for Amazon SQS", SQS developer guide). The alarms on the dead-letter queues
+    read ApproximateNumberOfMessagesVisible. (SQS stops emitting for a queue idle for six hours;
+    here every queue is sampled always, which the alarms' TreatMissingData ignore makes moot.)"""
+
+    METRICS = {"ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
+               "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible"}
+
+    def __init__(self, aws: Emulator, queue_urls: list[str], every: float = 10.0) -> None:
+        self.sqs, self.cloudwatch = aws.client("sqs"), aws.client("cloudwatch")
+        self.queue_urls = queue_urls
+        self.every = every
+
+    def threads(self, stop: threading.Event) -> list[threading.Thread]:
+        return [threading.Thread(target=self._loop, args=(stop,), daemon=True, name="sqs-metrics")]
+
+    def _loop(self, stop: threading.Event) -> None:
+        while True:
+            with contextlib.suppress(ClientError):  # a failed sample: the next one comes
+                self.publish()
+            if stop.wait(self.every):
+                return
+
+    def publish(self) -> None:
+        for url in self.queue_urls:
+            counts = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(self.METRICS.values()))[
+                "Attributes"]
+            queue = [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}]
+            self.cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=[
+                {"MetricName": metric, "Dimensions": queue, "Value": float(counts[attribute]),
+                 "Unit": "Count"} for metric, attribute in self.METRICS.items()])
 
 
 # --- where moto differs from AWS ------------------------------------------------------------

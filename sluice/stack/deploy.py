@@ -33,7 +33,8 @@ __all__ = ["EventSourceMapping", "Function", "RuleTarget", "Stack", "deploy", "l
 # Types created in this order (queues before the bucket that notifies them, DLQs first).
 CREATE_ORDER = ["AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Glue::Database",
                 "AWS::Glue::Crawler", "AWS::Glue::Job", "AWS::SNS::Topic", "AWS::SNS::Subscription",
-                "AWS::Lambda::Function", "AWS::Events::Rule", "AWS::Lambda::EventSourceMapping"]
+                "AWS::Lambda::Function", "AWS::Events::Rule", "AWS::Lambda::EventSourceMapping",
+                "AWS::CloudWatch::Alarm"]
 
 
 def deploy(aws: Emulator, app: SamApp, params: dict[str, str], concurrency_quota: int | None = None) -> Stack:
@@ -130,9 +131,12 @@ def _subscription(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, pro
 
 def _function(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
     env = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+    dead_letters = props.get("DeadLetterConfig", {}).get("TargetArn")
+    queue = next((stack.names[q] for q, arn in stack.arns.items() if arn == dead_letters), None)
     stack.functions[logical_id] = Function(
         logical_id=logical_id, name=props["FunctionName"], code_dir=app.code_paths[logical_id],
-        handler=props["Handler"], environment=env, timeout=int(props.get("Timeout", 3)))
+        handler=props["Handler"], environment=env, timeout=int(props.get("Timeout", 3)),
+        dead_letter_queue=queue)
 
 
 def _rule(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
@@ -184,10 +188,23 @@ def _mapping(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: d
         report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])))
 
 
+def _alarm(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
+    """The alarm as PutMetricAlarm takes it; sluice.aws.cloudwatch evaluates it."""
+    keys = ("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period",
+            "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData",
+            "AlarmActions", "OKActions", "InsufficientDataActions", "ActionsEnabled")
+    alarm = {k: props[k] for k in keys if k in props}
+    for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if number in alarm:
+            alarm[number] = int(alarm[number])
+    alarm["Threshold"] = float(alarm["Threshold"])
+    aws.client("cloudwatch").put_metric_alarm(**alarm)
+
+
 _CREATORS = {
     "AWS::SQS::Queue": _queue, "AWS::DynamoDB::Table": _table, "AWS::S3::Bucket": _bucket,
     "AWS::Glue::Database": _database, "AWS::Glue::Crawler": _crawler, "AWS::Glue::Job": _job,
     "AWS::SNS::Topic": _topic, "AWS::SNS::Subscription": _subscription,
     "AWS::Lambda::Function": _function, "AWS::Events::Rule": _rule,
-    "AWS::Lambda::EventSourceMapping": _mapping,
+    "AWS::Lambda::EventSourceMapping": _mapping, "AWS::CloudWatch::Alarm": _alarm,
 }

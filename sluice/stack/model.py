@@ -17,6 +17,7 @@ class Function:
     handler: str
     environment: dict[str, str]
     timeout: int
+    dead_letter_queue: str | None = None  # the URL of its DeadLetterConfig queue (asynchronous events)
 
 
 @dataclass

@@ -144,6 +144,9 @@ def name_and_arn(rtype: str, logical_id: str, props: dict, stack_name: str) -> t
     if rtype == "AWS::IAM::Role":
         name = props.get("RoleName", default)
         return name, f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
+    if rtype == "AWS::CloudWatch::Alarm":
+        name = props.get("AlarmName", default)
+        return name, arn.format("cloudwatch", f"alarm:{name}")
     if rtype == "AWS::KMS::Key":  # Ref is the key id, stable per stack and logical id
         key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{stack_name}/{logical_id}"))
         return key_id, arn.format("kms", f"key/{key_id}")
@@ -152,5 +155,5 @@ def name_and_arn(rtype: str, logical_id: str, props: dict, stack_name: str) -> t
 
 def _name_properties(props: dict) -> dict:
     keys = ("BucketName", "QueueName", "TableName", "TopicName", "Name", "FunctionName", "DatabaseInput",
-            "RoleName")
+            "RoleName", "AlarmName")
     return {k: v for k, v in props.items() if k in keys}

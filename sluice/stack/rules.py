@@ -2,7 +2,10 @@
 `sluice up` too, naming the resource and the rule, before anything is created.
 
 Each rule cites the page that states it. The account's Lambda concurrency quota is a setting
-(SLUICE_LAMBDA_CONCURRENCY_QUOTA, default 1,000, the quota a new account starts from).
+(SLUICE_LAMBDA_CONCURRENCY_QUOTA, default 10: "New AWS accounts have reduced concurrency and memory
+quotas" - Lambda developer guide, "Lambda quotas" - without saying how reduced; any quota under
+100 refuses every reservation, as such an account does. 1,000 is the default quota of an account
+AWS has raised.)
 
     >>> check(SamApp.load(), local_parameters())            # doctest: +SKIP
     >>> check(SamApp.load(), {**local_parameters(), "IngestBatchSize": "100"})  # doctest: +SKIP
@@ -29,6 +32,7 @@ from sluice.stack.template import SamApp
 # configuration-concurrency.html).
 UNRESERVED_MINIMUM = 100
 QUOTA_SETTING = "SLUICE_LAMBDA_CONCURRENCY_QUOTA"
+NEW_ACCOUNT_QUOTA = 10  # reduced, as a new account's is ("Lambda quotas"); below 100 nothing can be reserved
 # Glue uses these itself; a job must not set them (docs.aws.amazon.com/glue/latest/dg/
 # aws-glue-programming-etl-glue-arguments.html, "Using job parameters in AWS Glue jobs").
 GLUE_RESERVED_ARGUMENTS = ("--conf", "--debug", "--mode", "--JOB_NAME")
@@ -76,7 +80,7 @@ def check(app: SamApp, params: dict[str, str], concurrency_quota: int | None = N
 def refusals(app: SamApp, params: dict[str, str], concurrency_quota: int | None = None) -> list[Refusal]:
     stack = Stack()
     resolve = name_resources(app, params, stack)
-    quota = concurrency_quota or int(os.environ.get(QUOTA_SETTING, "1000"))
+    quota = concurrency_quota or int(os.environ.get(QUOTA_SETTING, str(NEW_ACCOUNT_QUOTA)))
     template = _Template(stack, {lid: (r["Type"], resolve(r.get("Properties", {})))
                                  for lid, r in app.resources.items() if resolve.included(r)}, quota)
     return [*_parameters(app, params), *(refusal for rule in RULES for refusal in rule(template))]

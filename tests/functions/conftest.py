@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.table import DynamoLedger
 from sluice.aws.awslambda import FakeContext, load_handler
 from sluice.faults import ClientFaults
 from sluice.stack.template import ROOT
@@ -72,8 +73,8 @@ def start_job(stack) -> Callable[[dict], dict]:
 
 @pytest.fixture
 def ledger_items(stack) -> Callable[[], list[dict]]:
-    table = stack.resource("dynamodb").Table(ENV["StartJobFunction"]["LEDGER_TABLE"])
-    return lambda: table.scan(ConsistentRead=True)["Items"]
+    ledger = DynamoLedger(stack.resource("dynamodb").Table(ENV["StartJobFunction"]["LEDGER_TABLE"]))
+    return lambda: list(ledger.files())
 
 
 @pytest.fixture

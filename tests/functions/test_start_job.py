@@ -18,6 +18,7 @@ from moto.moto_api import state_manager
 from ledger import (
     FileRef,
     FileSummary,
+    ReturnedFile,
     RowCounts,
     RunBudget,
     RunManifest,
@@ -25,12 +26,16 @@ from ledger import (
     manifest_key,
     summary_key,
 )
+from ledger.run_table import DynamoRunRecords
 from ledger.table import DynamoLedger
 from sluice.aws import glue_crawler as crawler
 from sluice.aws.awslambda import FakeContext, load_handler
 from sluice.aws.glue_jobs import hold_job_runs_in_starting
 from sluice.stack.template import ROOT
 from tests.functions.conftest import ENV, RAW_BUCKET, event
+
+from notifier import NotificationFailed  # isort: skip  (functions/start_job is on sys.path)
+from run_summary import plain  # isort: skip
 
 SETTINGS = ENV["StartJobFunction"]
 
@@ -57,6 +62,12 @@ def _crawl(succeeded: bool = True) -> None:
     crawler.finish(SETTINGS["CRAWLER_NAME"], succeeded=succeeded)
     time.sleep(0.002)  # ... and files recorded next are created after it began (the ledger and
     # the crawl keep milliseconds; a file of the same millisecond counts as listed)
+
+
+def _began(stack, run: dict) -> None:
+    """What the job does first: pass the run record's fence (ledger/run_record.py)."""
+    records = DynamoRunRecords(stack.resource("dynamodb").Table(SETTINGS["LEDGER_TABLE"]))
+    assert records.begin(run["run_id"], run["job_run_id"])
 
 
 def _job_runs(aws) -> list[dict]:
@@ -89,10 +100,10 @@ def test_run_size_is_capped_and_the_rest_get_their_own_runs(start_job, ledger, s
     assert len(_job_runs(stack)) == 3
 
 
-def test_events_for_another_crawler_or_state_are_ignored(start_job, ledger, stack):
+def test_events_for_another_crawler_or_job_claim_nothing(start_job, ledger, stack):
     _pending(ledger, 3)
     assert "ignored" in start_job(event("crawler-succeeded-other-crawler.json"))
-    assert "ignored" in start_job(event("crawler-failed.json"))
+    assert "email" in start_job(event("crawler-failed.json"))  # emailed; nothing claimed
     other_job = event("job-failed.json")
     other_job["detail"]["jobName"] = "someone-elses-job"
     assert "ignored" in start_job(other_job)
@@ -137,7 +148,7 @@ def test_only_files_the_last_successful_crawl_catalogued_are_claimed(start_job, 
     assert run["files"] == len(catalogued)
     assert ledger.count_by_state()["PENDING"] == 3  # they wait for the crawl that lists them
     _crawl(succeeded=False)  # a failed crawl catalogues nothing
-    assert start_job(event("job-succeeded.json")) == {"runs": []}
+    assert start_job(event("job-succeeded.json"))["runs"] == []
     _crawl()
     assert [r["files"] for r in start_job(event("job-succeeded.json"))["runs"]] == [3]
 
@@ -163,12 +174,28 @@ def test_a_job_at_its_limit_gets_no_claim_until_a_run_ends(start_job, ledger, st
 def test_job_failure_returns_files_to_pending_with_an_attempt_counted(start_job, ledger, stack):
     refs = _pending(ledger, 4)
     [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    _began(stack, run)
     failed = event("job-failed.json")
     failed["detail"]["jobRunId"] = run["job_run_id"]
-    assert start_job(failed) == {"released": {"PENDING": 4, "FAILED": 0}}
+    assert start_job(failed)["released"] == {"PENDING": 4, "FAILED": 0}
     items = [ledger.get(r.file_id) for r in refs]
     assert {(i["state"], i["attempts"]) for i in items} == {("PENDING", 1)}
     assert all(run["job_run_id"] in i["reason"] for i in items)
+
+
+def test_a_job_run_that_ended_before_it_began_gives_its_files_back_with_no_attempt_counted(
+        start_job, ledger, stack):
+    """Glue can fail a run it accepted before the job starts ("The job exceeded its maximum
+    allowed concurrent runs", "AWS Glue job run statuses"): the job wrote nothing."""
+    refs = _pending(ledger, 3)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    failed = event("job-failed.json")
+    failed["detail"]["jobRunId"] = run["job_run_id"]
+    assert start_job(failed)["released"] == {"PENDING": 3}
+    items = [ledger.get(r.file_id) for r in refs]
+    assert {(i["state"], i["attempts"]) for i in items} == {("PENDING", 0)}
+    records = DynamoRunRecords(stack.resource("dynamodb").Table(SETTINGS["LEDGER_TABLE"]))
+    assert not records.begin(run["run_id"], run["job_run_id"])  # fenced off: a late start does nothing
 
 
 def test_a_failed_run_leaves_no_output_behind_and_other_runs_keep_theirs(start_job, ledger, stack):
@@ -188,9 +215,10 @@ def test_a_failed_run_leaves_no_output_behind_and_other_runs_keep_theirs(start_j
             "Values": ["24", run_id], "StorageDescriptor": {"Location": location}})
         s3.put_object(Bucket=bucket, Key=f"orders/day=24/run_id={run_id}/part-0.parquet", Body=b"x")
         s3.put_object(Bucket=bucket, Key=f"_quarantine/orders/run_id={run_id}/part-0.json", Body=b"{}")
+    _began(stack, run)
     failed = event("job-failed.json")
     failed["detail"]["jobRunId"] = run["job_run_id"]
-    assert start_job(failed) == {"released": {"PENDING": 2, "FAILED": 0}}
+    assert start_job(failed)["released"] == {"PENDING": 2, "FAILED": 0}
     left = [p["Values"][1] for p in glue.get_partitions(DatabaseName=db, TableName="orders")["Partitions"]]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert left == ["run-earlier"]
@@ -202,6 +230,7 @@ def test_files_fail_for_good_after_max_attempts(start_job, ledger, stack):
     [ref] = _pending(ledger, 1)
     for _ in range(int(SETTINGS["MAX_ATTEMPTS"])):
         [run] = start_job(event("crawler-succeeded.json"))["runs"]
+        _began(stack, run)
         failed = event("job-failed.json")
         failed["detail"]["jobRunId"] = run["job_run_id"]
         start_job(failed)
@@ -222,30 +251,36 @@ def test_sweep_crawls_only_when_a_file_is_pending_long_enough(start_job, ledger,
     assert ledger.count_by_state()["PENDING"] == 5  # the crawl's success event starts the runs
 
 
-def _inbox(stack) -> tuple:
-    """The stack's notification topic (the ARN env.json gives), with a queue subscribed to read it."""
-    sns, sqs = stack.client("sns"), stack.client("sqs")
-    topic = sns.create_topic(Name=SETTINGS["NOTIFICATION_TOPIC"].rsplit(":", 1)[-1])["TopicArn"]
-    assert topic == SETTINGS["NOTIFICATION_TOPIC"]
+def _inbox(stack, app) -> tuple:
+    """NotifyRule as the template declares it (its pattern and input transformer), its target an SQS
+    queue: each message is what the notification topic would be given."""
+    rule = app.resources["NotifyRule"]["Properties"]
+    sqs, events = stack.client("sqs"), stack.client("events")
     queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    return sqs, queue
+    pattern = {**rule["EventPattern"], "source": [SETTINGS["EVENT_SOURCE"]]}  # Fn::Sub resolved
+    events.put_rule(Name="notify", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="notify", Targets=[{"Id": "topic", "Arn": arn,
+                                                "InputTransformer": rule["Targets"][0]["InputTransformer"]}])
+    return lambda: [json.loads(m["Body"])
+                    for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                                 WaitTimeSeconds=1).get("Messages", [])]
 
 
-def _commit(stack, run: dict) -> None:
+def _commit(stack, run: dict, returned: list | None = None) -> None:
     """What the job writes at its commit point: the summary, every manifest file processed."""
+    _began(stack, run)
     s3 = stack.client("s3")
     bucket, key = run["manifest_uri"].removeprefix("s3://").split("/", 1)
     manifest = RunManifest.from_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     summary = RunSummary(run["run_id"], files=[FileSummary(ref.uri, ref.file_id, "orders", RowCounts(3, 2, 1))
-                                               for ref in manifest.files])
+                                               for ref in manifest.files], returned=returned or [])
     s3.put_object(Bucket=bucket, Key=summary_key(run["run_id"]), Body=summary.to_json().encode())
 
 
 @pytest.mark.parametrize("state", ["SUCCEEDED", "TIMEOUT", "FAILED"])
-def test_a_run_that_committed_is_emailed(start_job, ledger, stack, state):
-    sqs, inbox = _inbox(stack)
+def test_a_run_that_committed_is_emailed_once_with_its_counts(start_job, ledger, stack, app, state):
+    inbox = _inbox(stack, app)
     refs = _pending(ledger, 2)
     [run] = start_job(event("crawler-succeeded.json"))["runs"]
     _commit(stack, run)
@@ -253,21 +288,50 @@ def test_a_run_that_committed_is_emailed(start_job, ledger, stack, state):
     ended["detail"].update(jobRunId=run["job_run_id"], state=state)
     result = start_job(ended)
     if state != "SUCCEEDED":  # it died after its commit point: finished from its summary
-        assert result == {"released": {"DONE": 2}}
+        assert result["released"] == {"DONE": 2}
         assert {ledger.get(r.file_id)["state"] for r in refs} == {"DONE"}
-    [mail] = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1)["Messages"]
-    assert json.loads(mail["Body"])["Subject"] == (
-        f"Sluice run {run['run_id']}: 2 files, 4 of 6 rows written, 2 quarantined, 0 duplicate")
+    assert result["email"] == {"about": run["run_id"], "outcome": "SUCCEEDED", "sent": True}
+    [mail] = inbox()
+    assert mail.startswith(f"Sluice run {run['run_id']}: SUCCEEDED. 2 files, 6 rows in, 4 written, "
+                           f"2 quarantined, 0 duplicate. Written: orders: 2 files")
+    assert start_job(ended)["email"]["sent"] is False  # the same end delivered again: no second email
+    assert inbox() == []
 
 
-def test_a_run_that_failed_before_committing_is_not_emailed(start_job, ledger, stack):
-    sqs, inbox = _inbox(stack)
+def test_a_run_that_failed_before_committing_is_emailed_with_why_and_what_next(start_job, ledger, stack, app):
+    inbox = _inbox(stack, app)
     _pending(ledger, 2)
     [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    _began(stack, run)
     failed = event("job-failed.json")
     failed["detail"]["jobRunId"] = run["job_run_id"]
-    assert start_job(failed) == {"released": {"PENDING": 2, "FAILED": 0}}
-    assert sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=0).get("Messages", []) == []
+    result = start_job(failed)
+    assert result["released"] == {"PENDING": 2, "FAILED": 0}
+    [mail] = inbox()
+    assert mail.startswith(f"Sluice run {run['run_id']}: FAILED - Glue job run {run['job_run_id']} of "
+                           f"{SETTINGS['JOB_NAME']} ended FAILED: {plain(failed['detail']['message'])}")
+    assert "Its files: 2 back to PENDING with one attempt counted" in mail
+
+
+def test_a_run_whose_table_handed_its_files_back_is_emailed_partial(start_job, ledger, stack, app):
+    inbox = _inbox(stack, app)
+    _pending(ledger, 2)
+    [run] = start_job(event("crawler-succeeded.json"))["runs"]
+    _commit(stack, run, returned=[ReturnedFile("s3://raw/sensors/a.csv", 'table sensors failed: "bad"')])
+    succeeded = event("job-succeeded.json")
+    succeeded["detail"]["jobRunId"] = run["job_run_id"]
+    assert start_job(succeeded)["email"]["outcome"] == "PARTIAL"
+    [mail] = inbox()
+    assert "PARTIAL - table sensors failed; 1 file(s) handed back" in mail
+    assert "s3://raw/sensors/a.csv: table sensors failed: 'bad'" in mail
+
+
+def test_a_failed_crawl_is_emailed(start_job, stack, app):
+    inbox = _inbox(stack, app)
+    result = start_job(event("crawler-failed.json"))
+    assert result["email"]["sent"] is True
+    [mail] = inbox()
+    assert mail.startswith(f"Sluice crawler {SETTINGS['CRAWLER_NAME']} FAILED at ")
 
 
 def test_every_eventbridge_sample_event_is_accepted(start_job, events_dir, ledger):
@@ -276,7 +340,7 @@ def test_every_eventbridge_sample_event_is_accepted(start_job, events_dir, ledge
         if path.name.startswith("sqs-") or path.name == "env.json":
             continue
         result = start_job(json.loads(path.read_text()))
-        assert set(result) <= {"runs", "ignored", "released", "sweep"}, path.name
+        assert set(result) <= {"runs", "ignored", "released", "sweep", "email"}, path.name
 
 
 def _job_glue_client():
@@ -285,16 +349,57 @@ def _job_glue_client():
         return sys.modules["sluice_fn_start_job_app"].planner().jobs.glue
 
 
-def test_a_failed_summary_email_does_not_stop_the_next_run(start_job, ledger, stack):
-    """No topic exists, so Publish fails (NotFound): the free slot is used all the same."""
+def _refusing_put_events(monkeypatch, times: int) -> list:
+    """PutEvents answers 200 with FailedEntryCount 1 the next `times` calls (what EventBridge does
+    for an entry it refuses), through the handler's cached notifier."""
+    with patch.dict(os.environ, SETTINGS):
+        events = sys.modules["sluice_fn_start_job_app"].planner().notifier.events
+    calls, real = [], events.put_events
+
+    def put_events(**kwargs):
+        calls.append(kwargs)
+        if len(calls) <= times:
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "x"}]}
+        return real(**kwargs)
+
+    monkeypatch.setattr(events, "put_events", put_events)
+    return calls
+
+
+def test_a_refused_email_fails_the_invocation_after_the_next_run_started_and_its_retry_sends_it(
+        start_job, ledger, stack, app, monkeypatch):
+    """Finding 5: the email was only logged as lost. Now the invocation fails (Lambda retries it,
+    then its DLQ keeps it), after the free slot was used; the retry sends the first report."""
+    inbox = _inbox(stack, app)
     _pending(ledger, 1)
     [run] = start_job(event("crawler-succeeded.json"))["runs"]
     _commit(stack, run)
     _pending(ledger, 2, prefix="orders/next")
+    calls = _refusing_put_events(monkeypatch, times=1)
     succeeded = event("job-succeeded.json")
     succeeded["detail"]["jobRunId"] = run["job_run_id"]
-    [following] = start_job(succeeded)["runs"]
-    assert following["files"] == 2 and ledger.count_by_state()["CLAIMED"] == 3
+    with pytest.raises(NotificationFailed, match="InternalFailure"):
+        start_job(succeeded)
+    assert ledger.count_by_state()["CLAIMED"] == 3  # the next run started before the email
+    assert start_job(succeeded)["email"]["sent"] is True  # Lambda's retry
+    [mail] = inbox()
+    assert mail.startswith(f"Sluice run {run['run_id']}: SUCCEEDED") and len(calls) == 2
+
+
+def test_each_sweep_publishes_how_long_the_oldest_file_has_waited(start_job, ledger, stack):
+    earlier = DynamoLedger(ledger.table, now=lambda: datetime.now(UTC) - timedelta(minutes=10))
+    _pending(earlier, 1, prefix="orders/waiting")
+    start_job(event("scheduled-sweep.json"))
+    cloudwatch, now = stack.client("cloudwatch"), datetime.now(UTC)
+    ages = {}
+    for state in ("PENDING", "CLAIMED"):
+        [point] = cloudwatch.get_metric_statistics(
+            Namespace="Sluice", MetricName="OldestWaitingFileAge", StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=1), Period=600, Statistics=["Maximum"],
+            Dimensions=[{"Name": "Ledger", "Value": SETTINGS["LEDGER_TABLE"]},
+                        {"Name": "State", "Value": state}])["Datapoints"]
+        ages[state] = point["Maximum"]
+    assert 590 < ages["PENDING"] < 700 and ages["CLAIMED"] == 0
 
 
 class _RunningOutContext(FakeContext):

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ledger import FileRef, RunBudget, RunManifest, State, manifest_key, summary_key
+from ledger.run_table import DynamoRunRecords
 from sluice.aws import glue_crawler as crawler
 from tests.glue.conftest import ARTIFACTS, PROCESSED, RAW
 
@@ -38,9 +39,18 @@ def _run(pipeline, spark, objects: dict[str, bytes], run_id: str = "run-1", craw
     if crawl:
         crawler.crawl(aws, "raw-crawler")
     claimed = ledger.claim_pending(run_id, RunBudget(1000, 10**12)) or refs
+    _started(aws, table, run_id)
     s3.put_object(Bucket=ARTIFACTS, Key=manifest_key(run_id),
                   Body=RunManifest(run_id, "2026-11-25T00:00:00Z", claimed).to_json().encode())
     return _main(spark, _argv(table, run_id, **options))
+
+
+def _started(aws, table: str, run_id: str) -> None:
+    """What StartJobFunction does before StartJobRun: the run's record, STARTING (the job's fence
+    lets it begin)."""
+    runs = DynamoRunRecords(aws.resource("dynamodb").Table(table))
+    runs.open(run_id)
+    runs.starting(run_id)
 
 
 def _argv(table: str, run_id: str, **options: str) -> list[str]:
@@ -141,7 +151,7 @@ def test_empty_and_corrupt_files_are_accounted_for(pipeline, spark):
     notes = {f["file"].rsplit("/", 1)[-1]: f.get("note") for f in summary["files"]}
     assert notes["good.csv"] is None
     assert notes["header-only.csv"] and notes["broken.csv.gz"]
-    assert all(i["state"] == "DONE" for i in ledger.table.scan()["Items"])
+    assert all(i["state"] == "DONE" for i in ledger.files())
     quarantined = b"".join(aws.client("s3").get_object(Bucket=PROCESSED, Key=k)["Body"].read()
                            for k in _keys(aws, "_quarantine/orders/"))
     assert b"header-only.csv" in quarantined and b"broken.csv.gz" in quarantined
@@ -150,7 +160,7 @@ def test_empty_and_corrupt_files_are_accounted_for(pipeline, spark):
 def test_a_file_without_a_catalog_table_goes_back_alone(pipeline, spark):
     _, ledger, _ = pipeline
     summary = _run(pipeline, spark, {"uncrawled/a.csv": _csv(2).encode()}, crawl=False)
-    [item] = ledger.table.scan()["Items"]
+    [item] = ledger.files()
     assert (item["state"], item["attempts"]) == ("PENDING", 1)
     assert "no catalog table" in item["reason"] and summary["returned"][0]["file"].endswith("uncrawled/a.csv")
 

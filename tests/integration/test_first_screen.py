@@ -36,6 +36,10 @@ def test_a_timeline_line_is_not_wrapped_without_a_terminal(capsys):
     ({"released": {"PENDING": 3, "FAILED": 1, "DONE": 0}}, "released the run's files: 3 PENDING, 1 FAILED"),
     ({"sweep": "crawler already running"}, "sweep: crawler already running"),
     ({"ignored": "not our job"}, "ignored: not our job"),
+    ({"runs": [], "email": {"about": "r-1", "outcome": "PARTIAL", "sent": True}},
+     "no run started (nothing to claim, or no free slot); emailed r-1: PARTIAL"),
+    ({"released": {"PENDING": 2}, "email": {"about": "r-2", "outcome": "FAILED", "sent": False}},
+     "released the run's files: 2 PENDING; already emailed r-2: FAILED"),
 ])
 def test_lambda_results_in_words(result, said):
     assert describe_result(result) == said
@@ -61,12 +65,12 @@ def outbox(tmp_path, monkeypatch):
 def test_read_outbox_gives_back_what_was_sent(outbox):
     first = "Sluice run 20261125T101500Z-ab12cd34 SUCCEEDED: 4 files, 28 in, 25 out\n\n"
     body = first + "région=eu ü-ñ 東京 " + "s3://sluice-dev-processed/orders/year=2026/" * 4 + "\n"
-    outbox.write("ops@example.com", body)
-    outbox.write("ops@example.com", "Sluice run r-2 FAILED\n")
+    outbox.write("ops@example.com", body)  # published without a Subject, as EventBridge publishes
+    outbox.write("ops@example.com", "Sluice run r-2 FAILED\n", subject="ALARM: a subject of its own")
     [one, two] = read_outbox(outbox.outbox)
-    assert (one.subject, one.body, one.recipient) == (first.strip(), body, "ops@example.com")
+    assert (one.subject, one.body, one.recipient) == ("AWS Notification Message", body, "ops@example.com")
     assert one.sender == "Sluice <no-reply@sns.amazonaws.com>"
-    assert two.subject == "Sluice run r-2 FAILED" and one.path.name < two.path.name
+    assert two.subject == "ALARM: a subject of its own" and one.path.name < two.path.name
     assert one.text == f"{one.subject}\n{body}"
     assert b"\xe6\x9d\xb1\xe4\xba\xac" not in one.path.read_bytes()  # the file is encoded; the reader decodes
 

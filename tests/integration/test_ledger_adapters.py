@@ -1,10 +1,11 @@
 """The adapters the ledger layer and StartJobFunction share, against the emulator: deleting a
-prefix in chunks, reading a run summary, the crawler's catalogued-before, the summary email."""
+prefix in chunks, reading a run summary, the crawler's catalogued-before, the run's one email."""
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +16,8 @@ from ledger.glue_crawler import GlueCrawler
 from ledger.summary import FileSummary
 from sluice.aws import glue_crawler as local_crawler
 
-from notifier import SnsNotifier  # isort: skip  (functions/start_job is on sys.path)
+from notifier import REPORTS, EventBridgeNotifier, NotificationFailed  # isort: skip  (on sys.path)
+from run_summary import Report  # isort: skip
 
 BUCKET = "processed-test"
 
@@ -65,14 +67,52 @@ def test_catalogued_before_is_the_start_of_the_last_successful_crawl(aws):
     assert crawler.catalogued_before() is None  # the last crawl failed: it vouches for nothing
 
 
-def test_the_summary_email_reaches_the_topic(aws):
-    sns, sqs = aws.client("sns"), aws.client("sqs")
-    topic = sns.create_topic(Name="notifications")["TopicArn"]
+def _notifier_and_inbox(aws, now=None):
+    """An EventBridgeNotifier, and a queue that a rule for its source feeds (what the topic gets)."""
+    events, sqs = aws.client("events"), aws.client("sqs")
+    aws.client("s3").create_bucket(Bucket="artifacts")
     queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
-    queue_arn = attributes["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    SnsNotifier(sns, topic).send("Sluice run run-1: 1 files", "the text")
-    [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
-    body = json.loads(message["Body"])
-    assert (body["Subject"], body["Message"]) == ("Sluice run run-1: 1 files", "the text")
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="notify", EventPattern=json.dumps({"source": ["sluice.test"]}))
+    events.put_targets(Rule="notify", Targets=[{"Id": "t", "Arn": arn}])
+    kwargs = {"now": now} if now else {}
+    notifier = EventBridgeNotifier(events, aws.client("s3"), "artifacts", "sluice.test",
+                                   grace=timedelta(seconds=60), **kwargs)
+    return notifier, lambda: [json.loads(m["Body"])["detail"] for m in sqs.receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])]
+
+
+REPORT = Report("Sluice Run Finished", "run-1",
+                {"message": "Sluice run run-1: SUCCEEDED.", "outcome": "SUCCEEDED"})
+
+
+def test_a_report_is_sent_once_however_often_it_is_asked(aws):
+    notifier, inbox = _notifier_and_inbox(aws)
+    assert notifier.send(REPORT) is True
+    assert notifier.send(REPORT) is False  # the same run's end, delivered again
+    assert inbox() == [REPORT.detail]
+    marker = aws.client("s3").get_object(Bucket="artifacts", Key=f"{REPORTS}run-1.json")["Body"].read()
+    marker = json.loads(marker)
+    assert (marker["state"], marker["detail"]) == ("sent", REPORT.detail)
+
+
+def test_a_refused_report_is_sent_by_the_retry_as_first_composed(aws, monkeypatch):
+    notifier, inbox = _notifier_and_inbox(aws)
+    real = notifier.events.put_events
+    monkeypatch.setattr(notifier.events, "put_events", lambda **kw: {
+        "FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]})
+    with pytest.raises(NotificationFailed, match="InternalFailure: try again"):
+        notifier.send(REPORT)
+    monkeypatch.setattr(notifier.events, "put_events", real)
+    recomposed = Report(REPORT.detail_type, "run-1", {"message": "after settling again: nothing left"})
+    assert notifier.send(recomposed) is True
+    assert inbox() == [REPORT.detail]  # the counts the first attempt knew
+
+
+def test_a_claim_whose_sender_died_is_taken_over_after_the_grace(aws):
+    clock = {"now": datetime(2026, 11, 25, 10, 0, tzinfo=UTC)}
+    notifier, inbox = _notifier_and_inbox(aws, now=lambda: clock["now"])
+    notifier._claim(f"{REPORTS}run-1.json", REPORT)  # claimed, then the invocation died
+    assert notifier.send(REPORT) is False  # within the grace: its sender may still be sending
+    clock["now"] += timedelta(minutes=5)
+    assert notifier.send(REPORT) is True and inbox() == [REPORT.detail]

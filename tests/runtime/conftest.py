@@ -35,7 +35,7 @@ def started_runtime(state: Path, schedule_every: float | None = None, persist: b
     with Runtime(state_dir=state, timeline=Timeline(quiet=True), schedule_every=schedule_every,
                  parameters={**local_parameters(), **PACED, **parameters}, persist=persist) as rt:
         for job in rt.jobs:
-            assert job.ready.wait(timeout=180), "Spark did not start"
+            assert job.ready.wait(timeout=CAP_S), "Spark did not start"
         yield rt
         # IAM is enforced: no call or delivery was denied that a test did not ask for
         assert denials_expected or rt.audit.denied() == [], rt.audit.denied()
@@ -56,26 +56,46 @@ def ledger_of(rt: Runtime) -> DynamoLedger:
 
 
 def ledger_items(rt: Runtime, dataset: str) -> list[dict]:
-    table = rt.aws.resource("dynamodb").Table(rt.stack.outputs["LedgerTableName"])
-    items, kwargs = [], {"ConsistentRead": True}
+    return [i for i in ledger_of(rt).files() if i["key"].startswith(f"{dataset}/")]
+
+
+# A busy machine slows the pipeline; it does not stop it. So a wait fails only when nothing in the
+# pipeline has moved for STALL_S (Runtime.progress: no file changed state, no job run, crawl,
+# invocation, delivery or email), or after CAP_S in all - never because the machine was slow.
+STALL_S = 300
+CAP_S = 1800
+
+
+def until(rt: Runtime, check: Callable[[], Any], what: str, stall: float = STALL_S,
+          cap: float = CAP_S) -> Any:
+    """check()'s first truthy answer, asked every 0.2 s while the pipeline moves; on failure the
+    message says what was awaited, for how long, and the pipeline's state."""
+    began = moved = time.monotonic()
+    seen = rt.progress()
     while True:
-        page = table.scan(**kwargs)
-        items += [i for i in page["Items"] if i["key"].startswith(f"{dataset}/")]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if found := check():
+            return found
+        now, state = time.monotonic(), rt.progress()
+        if state != seen:
+            seen, moved = state, now
+        if now - moved > stall or now - began > cap:
+            why = f"nothing moved for {now - moved:.0f} s" if now - moved > stall else f"{cap:.0f} s in all"
+            raise AssertionError(f"{what}: not reached ({why}); ledger {rt.status()['ledger']}, "
+                                 f"job runs {rt.status()['job_runs']['by_state']}")
+        time.sleep(0.2)
 
 
-def wait(rt: Runtime, dataset: str, files: int, states=("DONE", "SKIPPED", "FAILED"),
-          timeout: float = 180) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait(rt: Runtime, dataset: str, files: int, states=("DONE", "SKIPPED", "FAILED")) -> list[dict]:
+    """The dataset's ledger items, once `files` of them exist and every one is in `states`."""
+    def settled() -> list[dict] | None:
         items = ledger_items(rt, dataset)
-        if len(items) >= files and all(i["state"] in states for i in items):
-            return items
-        time.sleep(0.25)
-    raise AssertionError(f"{dataset}: not settled in {timeout} s: "
-                         f"{[(i['key'], i['state']) for i in ledger_items(rt, dataset)]}")
+        return items if len(items) >= files and all(i["state"] in states for i in items) else None
+
+    try:
+        return until(rt, settled, f"{dataset}: {files} files in {states}")
+    except AssertionError as error:
+        states_now = [(i["key"], i["state"]) for i in ledger_items(rt, dataset)]
+        raise AssertionError(f"{error}; {states_now}") from None
 
 
 def emails(rt: Runtime) -> list[str]:
@@ -83,14 +103,13 @@ def emails(rt: Runtime) -> list[str]:
     return [mail.text for mail in read_outbox(rt.outbox_dir)]
 
 
-def wait_for_email(rt: Runtime, containing: str, before: int, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fresh = [e for e in emails(rt)[before:] if containing in e]
-        if fresh:
-            return fresh[-1]
-        time.sleep(0.2)
-    raise AssertionError(f"no email containing {containing!r}: {emails(rt)[before:]}")
+def wait_for_email(rt: Runtime, containing: str, before: int) -> str:
+    """The newest email after the first `before` that contains `containing`."""
+    def fresh() -> str | None:
+        found = [e for e in emails(rt)[before:] if containing in e]
+        return found[-1] if found else None
+
+    return until(rt, fresh, f"an email containing {containing!r} (after {before})")
 
 
 def processed_keys(rt: Runtime, dataset: str) -> list[str]:
@@ -142,14 +161,9 @@ def assert_each_row_once(rt: Runtime, table: str, expected_ids: set[str]) -> Non
         len(ids) + len(quarantined_rows(rt, table)) + sum(int(i.get("rows_duplicate", 0)) for i in items))
 
 
-def eventually(check: Callable[[], Any], timeout: float = 60) -> Any:
-    """check()'s first truthy answer, asked every 0.2 s for up to `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
+def eventually(rt: Runtime, check: Callable[[], Any], what: str = "the condition") -> Any:
+    """check()'s first truthy answer (see `until`)."""
+    return until(rt, check, what)
 
 
 def put_orders(rt: Runtime, table: str, files: int, rows: int = 10) -> set[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +26,7 @@ from tests.runtime.conftest import (
     put,
     quarantined,
     started_runtime,
+    until,
     wait,
 )
 
@@ -76,16 +76,14 @@ def runtime(tmp_path_factory) -> Iterator[Runtime]:
         yield rt
 
 
-def _settled(rt: Runtime, timeout: float = 150) -> dict[str, dict]:
+def _settled(rt: Runtime) -> dict[str, dict]:
     """Every corpus key in the ledger in a final state."""
-    deadline = time.monotonic() + timeout
-    while True:
-        items = {i["key"]: i for i in ledger_of(rt).table.scan(ConsistentRead=True)["Items"]}
-        if all(items.get(k, {}).get("state") in ("DONE", "SKIPPED", "FAILED") for k in CORPUS):
-            return items
-        if time.monotonic() > deadline:
-            raise AssertionError({k: items.get(k, {}).get("state") for k in CORPUS})
-        time.sleep(0.5)
+    def settled() -> dict[str, dict] | None:
+        items = {i["key"]: i for i in ledger_of(rt).files()}
+        final = all(items.get(k, {}).get("state") in ("DONE", "SKIPPED", "FAILED") for k in CORPUS)
+        return items if final else None
+
+    return until(rt, settled, "every corpus file in a final state")
 
 
 def test_each_corpus_entry_has_its_stated_outcome(runtime):

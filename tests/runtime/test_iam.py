@@ -8,7 +8,6 @@ enforcer reads) and given back after each test."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,7 +19,7 @@ from sluice.aws.glue_crawler import failed_event
 from sluice.aws.iam import Policy, Principal, denial_report
 from sluice.aws.sqs import MappingRefused, SqsEventSource, refused_notification_destinations
 from sluice.runtime import Runtime
-from tests.runtime.conftest import eventually, ledger_items, orders_csv, put, started_runtime
+from tests.runtime.conftest import CAP_S, eventually, ledger_items, orders_csv, put, started_runtime
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +64,8 @@ def denied(rt: Runtime, principal: str, action: str) -> list[dict]:
 
 def assert_named(rt: Runtime, principal: str, action: str, resource_part: str) -> None:
     """What `sluice demo` prints (and exits 1 on) names principal, action, resource and grant."""
-    denial = eventually(
-        lambda: [d for d in denied(rt, principal, action) if resource_part in d["resource"]])[0]
+    denial = eventually(rt, lambda: [d for d in denied(rt, principal, action)
+                                     if resource_part in d["resource"]], f"{principal} denied {action}")[0]
     report = denial_report([denial])
     assert principal in report and action in report and denial["resource"] in report
     assert "missing:" in report and action in denial["missing_grant"]
@@ -81,7 +80,7 @@ def assert_named(rt: Runtime, principal: str, action: str, resource_part: str) -
 def test_an_action_taken_from_a_role_is_denied_and_named(runtime, role, sid, action, dataset,
                                                          resource_part):
     if role == "EtlJobRole":
-        assert runtime.jobs[0].ready.wait(timeout=180), "Spark did not start"
+        assert runtime.jobs[0].ready.wait(timeout=CAP_S), "Spark did not start"
     with action_taken_away(runtime, role, sid, action):
         put(runtime, f"{dataset}/f.csv", orders_csv(3))
         assert_named(runtime, role, action, resource_part)
@@ -103,8 +102,7 @@ def test_without_the_queue_policy_s3_drops_the_notification(runtime):
         assert refused_notification_destinations(runtime.aws.client("s3"), [raw])
         put(runtime, "iam_queue/f.csv", orders_csv(3))
         # ... and drops the event of an upload: the file never reaches the ledger.
-        assert_named(runtime, "s3.amazonaws.com", "sqs:SendMessage", queue)
-        time.sleep(1)
+        assert_named(runtime, "s3.amazonaws.com", "sqs:SendMessage", queue)  # dropped when sent
         assert ledger_items(runtime, "iam_queue") == []
     assert refused_notification_destinations(runtime.aws.client("s3"), [raw]) == []
 
@@ -115,7 +113,8 @@ def _crawler_failed(rt: Runtime) -> None:
 
 
 def _failed_invocations(rt: Runtime) -> int:
-    return rt.status()["failed_invocations"].get(rt.stack.names["CrawlerFailedRule"], 0)
+    """Of NotifyRule, which hands the crawl's email (StartJobFunction's report) to the topic."""
+    return rt.status()["failed_invocations"].get(rt.stack.names["NotifyRule"], 0)
 
 
 @pytest.mark.parametrize(("resource", "sid", "action"), [
@@ -127,8 +126,41 @@ def test_a_delivery_to_the_topic_without_its_grant_is_a_failed_invocation(runtim
     before = _failed_invocations(runtime)
     with statement_taken_away(runtime, arn, sid):
         _crawler_failed(runtime)
-        eventually(lambda: _failed_invocations(runtime) > before)
+        eventually(runtime, lambda: _failed_invocations(runtime) > before)
         assert_named(runtime, "events.amazonaws.com", action, arn)
+
+
+def test_a_topic_policy_conditioned_on_the_rule_lets_no_email_through(runtime):
+    """Finding 2: "You can't use Condition blocks in Amazon SNS topic policies for EventBridge" - the
+    delivery carries no aws:SourceArn, so the old template's conditioned statement denied every email."""
+    topic = runtime.stack.names["NotificationTopic"]
+    statement = _statement(runtime.stack.resource_policies[topic], "EventBridgeRulesPublish")
+    statement["Condition"] = {"ArnEquals": {"aws:SourceArn": runtime.stack.arns["NotifyRule"]}}
+    before = _failed_invocations(runtime)
+    try:
+        _crawler_failed(runtime)
+        eventually(lambda: _failed_invocations(runtime) > before)
+    finally:
+        del statement["Condition"]
+    assert_named(runtime, "events.amazonaws.com", "sns:Publish", topic)
+
+
+def test_an_event_the_function_fails_on_rests_in_its_dlq_and_its_alarm_fires(runtime):
+    """Lambda retries an asynchronous event twice, then sends it to the function's DLQ with the
+    function's role; the DLQ's alarm fires from the queue's metric."""
+    dlq = runtime.stack.functions["StartJobFunction"].dead_letter_queue
+    alarm = runtime.stack.resources["StartJobDLQAlarm"]["AlarmName"]
+    with action_taken_away(runtime, "StartJobRole", "StartEtlJob", "glue:StartJobRun"):
+        put(runtime, "iam_dlq/f.csv", orders_csv(3))
+        eventually(lambda: _depth(runtime, dlq) > 0, timeout=90)
+    assert eventually(lambda: next(a["state"] for a in runtime.status()["alarms"] if a["name"] == alarm)
+                      == "ALARM", timeout=60)
+
+
+def _depth(rt: Runtime, url: str) -> int:
+    attributes = rt.aws.client("sqs").get_queue_attributes(QueueUrl=url,
+                                                           AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def test_a_key_policy_conditioned_on_the_source_account_lets_no_email_through(runtime):
@@ -139,7 +171,7 @@ def test_a_key_policy_conditioned_on_the_source_account_lets_no_email_through(ru
     before = _failed_invocations(runtime)
     try:
         _crawler_failed(runtime)
-        eventually(lambda: _failed_invocations(runtime) > before)
+        eventually(runtime, lambda: _failed_invocations(runtime) > before)
     finally:
         del statement["Condition"]
     assert any(d["resource"] == key for d in runtime.status()["iam"]["denied"])

@@ -41,7 +41,7 @@ def test_start_job_run_refused_or_throttled(runtime, fault):
     runtime.faults.arm(fault, 2)
     table = f"fault_{fault.replace('-', '_')}"
     expected = put_orders(runtime, table, 2)
-    items = wait(runtime, table, 2, timeout=60)  # throttling: botocore retries; refusal: the sweeper
+    items = wait(runtime, table, 2)  # throttling: botocore retries; refusal: the sweeper
     assert {i["state"] for i in items} == {"DONE"} and {int(i.get("attempts", 0)) for i in items} == {0}
     assert runtime.faults.fired[fault] >= 1
     assert_each_row_once(runtime, table, expected)
@@ -52,7 +52,7 @@ def test_job_fails_after_writing_output(runtime):
     before = len(emails(runtime))
     expected = put_orders(runtime, "fault_jobfail", 2)
     assert "AccessDenied" in wait_for_email(runtime, "FAILED", before)
-    items = wait(runtime, "fault_jobfail", 2, timeout=60)
+    items = wait(runtime, "fault_jobfail", 2)
     # The failed run's files (both, or one if the other was created after its crawl began and
     # went into a run of its own) were retried once under a new run id; the failed run's
     # partitions and objects were discarded, so every row is still written once.
@@ -67,7 +67,7 @@ def test_job_times_out_after_its_commit_point(runtime):
     before = len(emails(runtime))
     expected = put_orders(runtime, "fault_timeout", 2)
     assert "TIMEOUT" in wait_for_email(runtime, "TIMEOUT", before)
-    items = wait(runtime, "fault_timeout", 2, timeout=60)
+    items = wait(runtime, "fault_timeout", 2)
     # the output was complete: finished from the run summary, not run again
     assert {(i["state"], int(i.get("attempts", 0))) for i in items} == {("DONE", 0)}
     assert_each_row_once(runtime, "fault_timeout", expected)
@@ -87,7 +87,7 @@ def test_a_run_past_the_job_timeout_is_settled_timeout_and_shown_stuck_until_the
     job.paused.set()  # runs wait in STARTING, as when Glue has no worker for them
     try:
         put(runtime, "stuck_run/f.csv", orders_csv(5))
-        [item] = eventually(lambda: _claimed(runtime, "stuck_run"))
+        [item] = eventually(runtime, lambda: _claimed(runtime, "stuck_run"))
         table = runtime.aws.resource("dynamodb").Table(runtime.stack.outputs["LedgerTableName"])
         table.update_item(Key={"file_id": item["file_id"]}, UpdateExpression="SET updated_at = :t",
                           ExpressionAttributeValues={":t": "2000-01-01T00:00:00+00:00"})
@@ -98,11 +98,11 @@ def test_a_run_past_the_job_timeout_is_settled_timeout_and_shown_stuck_until_the
         assert "TIMEOUT" in wait_for_email(runtime, "TIMEOUT", before)
         assert job.finished[run.job_run_id] == "TIMEOUT"
         # StartJobFunction heard the TIMEOUT: the file left the run that never ran
-        eventually(lambda: all(i.get("run_id") != item["run_id"] or i["state"] != "CLAIMED"
+        eventually(runtime, lambda: all(i.get("run_id") != item["run_id"] or i["state"] != "CLAIMED"
                               for i in ledger_items(runtime, "stuck_run")))
     finally:
         job.paused.clear()
-    assert wait(runtime, "stuck_run", 1, timeout=90)
+    assert wait(runtime, "stuck_run", 1)
 
 
 def test_the_job_runner_survives_an_exception_and_serves_the_next_run(runtime):
@@ -117,5 +117,5 @@ def test_the_job_runner_survives_an_exception_and_serves_the_next_run(runtime):
     before = len(emails(runtime))
     put(runtime, "runner_bug/f.csv", orders_csv(5))
     assert "runner bug" in wait_for_email(runtime, "FAILED", before)  # the run was still announced
-    eventually(lambda: len(job.finished) > seen + 1, timeout=90)  # and a later run was served
-    assert wait(runtime, "runner_bug", 1, timeout=90)
+    eventually(runtime, lambda: len(job.finished) > seen + 1)  # and a later run was served
+    assert wait(runtime, "runner_bug", 1)

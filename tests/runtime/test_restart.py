@@ -4,11 +4,17 @@ interrupted are settled like STOPPED runs on AWS."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.runtime.conftest import assert_each_row_once, ledger_items, orders_csv, put, started_runtime, wait
+from tests.runtime.conftest import (
+    assert_each_row_once,
+    ledger_items,
+    orders_csv,
+    put,
+    started_runtime,
+    until,
+    wait,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -18,14 +24,12 @@ def test_a_restart_in_the_middle_of_a_burst_loses_nothing(tmp_path):
     with started_runtime(tmp_path, persist=True) as first:
         for i in range(files):
             put(first, f"restart/part-{i:03d}.csv", orders_csv(5, start=i * 5))
-        deadline = time.monotonic() + 60  # stop while the burst is under way
-        while not any(i["state"] == "DONE" for i in ledger_items(first, "restart")):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        until(first, lambda: any(i["state"] == "DONE" for i in ledger_items(first, "restart")),
+              "a first file DONE")  # stop while the burst is under way
         before = ledger_items(first, "restart")
     assert (tmp_path / "snapshot" / "ledger.json").exists()
     with started_runtime(tmp_path, persist=True) as second:  # the restored state, with the roles' grants
-        items = wait(second, "restart", files, states=("DONE",), timeout=120)
+        items = wait(second, "restart", files, states=("DONE",))
         assert len(items) == files
         assert_each_row_once(second, "restart", {f"o-{n:06d}" for n in range(files * 5)})
     # the stop did interrupt the burst: files not yet recorded, or not yet DONE

@@ -12,6 +12,8 @@ UNSCOPABLE = {
     ("StartCrawlerRole", "Tracing"): "X-Ray PutTraceSegments/PutTelemetryRecords take no resource",
     ("StartJobRole", "Tracing"): "X-Ray PutTraceSegments/PutTelemetryRecords take no resource",
     ("EtlJobRole", "JobMetrics"): "cloudwatch:PutMetricData takes no resource (namespace-conditioned)",
+    ("StartJobRole", "WaitingFileMetric"): "cloudwatch:PutMetricData takes no resource (namespace too)",
+    ("CrawlerRole", "SecurityConfiguration"): "glue:GetSecurityConfiguration takes no resource",
 }
 
 
@@ -67,7 +69,8 @@ def test_crawler_succeeded_rule_names_our_crawler_and_starts_the_job_function(ap
                 if "EventPattern" in p]
     crawler = next(p for p in patterns if p["detail-type"] == ["Glue Crawler State Change"])
     assert crawler["source"] == ["aws.glue"]
-    assert crawler["detail"] == {"crawlerName": [{"Ref": "RawCrawler"}], "state": ["Succeeded"]}
+    # succeeded: claim what it catalogued; failed: its one email
+    assert crawler["detail"] == {"crawlerName": [{"Ref": "RawCrawler"}], "state": ["Succeeded", "Failed"]}
     job = next(p for p in patterns if p["detail-type"] == ["Glue Job State Change"])
     assert job["detail"]["jobName"] == [{"Ref": "EtlJob"}]
     assert {"FAILED", "TIMEOUT", "STOPPED"} <= set(job["detail"]["state"])
@@ -79,17 +82,87 @@ def test_sweeper_schedule_targets_the_job_function(app: SamApp):
     assert [_ref(s["ScheduleExpression"]) for s in schedules] == ["SweepSchedule"]
 
 
-def test_job_and_crawler_outcomes_go_to_the_topic_with_readable_messages(app: SamApp):
+def test_one_rule_emails_each_run_and_failed_crawl_and_glue_states_are_not_emailed(app: SamApp):
+    """One email per run: StartJobFunction's report, through NotifyRule; Glue's own job state
+    change reaches only StartJobFunction (it would be a second email, with no counts)."""
     rules = _rules_targeting(app, "NotificationTopic")
-    job = rules["JobStateRule"]
-    assert job["EventPattern"]["detail"]["jobName"] == [{"Ref": "EtlJob"}]
-    assert set(job["EventPattern"]["detail"]["state"]) == {"SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"}
-    assert rules["CrawlerFailedRule"]["EventPattern"]["detail"]["state"] == ["Failed"]
-    for rule in rules.values():
-        [target] = rule["Targets"]
-        assert "<" in target["InputTransformer"]["InputTemplate"]
-    policy = app.resources["NotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
-    assert {_ref(a) for a in policy["Condition"]["ArnEquals"]["aws:SourceArn"]} == set(rules)
+    assert set(rules) == {"NotifyRule"}
+    rule = rules["NotifyRule"]
+    assert rule["EventPattern"] == {"source": [{"Fn::Sub": "sluice.${Stage}"}],
+                                    "detail-type": ["Sluice Run Finished", "Sluice Crawl Failed"]}
+    [target] = rule["Targets"]
+    assert target["InputTransformer"] == {"InputPathsMap": {"message": "$.detail.message"},
+                                          "InputTemplate": '"<message>"'}
+    source = app.resources["StartJobFunction"]["Properties"]["Environment"]["Variables"]["EVENT_SOURCE"]
+    assert source == {"Fn::Sub": "sluice.${Stage}"}
+
+
+def test_the_topic_policy_has_no_condition_for_eventbridge(app: SamApp):
+    """Finding 2: "You can't use Condition blocks in Amazon SNS topic policies for EventBridge"."""
+    statements = app.resources["NotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    events = [st for st in statements if st["Principal"] == {"Service": "events.amazonaws.com"}]
+    assert events and all("Condition" not in st for st in events)
+
+
+ALARMS = {  # alarm -> (namespace, metric, dimension value's resource)
+    "IngestDLQAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "IngestDLQ"),
+    "StartJobDLQAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "StartJobDLQ"),
+    "StartCrawlerErrorsAlarm": ("AWS/Lambda", "Errors", "StartCrawlerFunction"),
+    "StartJobErrorsAlarm": ("AWS/Lambda", "Errors", "StartJobFunction"),
+    "StartCrawlerThrottlesAlarm": ("AWS/Lambda", "Throttles", "StartCrawlerFunction"),
+    "StartJobThrottlesAlarm": ("AWS/Lambda", "Throttles", "StartJobFunction"),
+    "CrawlerEndedDeliveryAlarm": ("AWS/Events", "FailedInvocations", "StartJobFunctionCrawlerEnded"),
+    "JobRunEndedDeliveryAlarm": ("AWS/Events", "FailedInvocations", "StartJobFunctionJobRunEnded"),
+    "SweepDeliveryAlarm": ("AWS/Events", "FailedInvocations", "StartJobFunctionSweep"),
+    "NotifyDeliveryAlarm": ("AWS/Events", "FailedInvocations", "NotifyRule"),
+    "OldestPendingFileAlarm": ("Sluice", "OldestWaitingFileAge", "FileLedger"),
+    "OldestClaimedFileAlarm": ("Sluice", "OldestWaitingFileAge", "FileLedger"),
+}
+
+
+def test_every_alarm_a_user_would_expect_emails_the_topic_both_ways(app: SamApp):
+    alarms = app.of_type("AWS::CloudWatch::Alarm")
+    assert set(alarms) == set(ALARMS)
+    rules = {rid for rid in app.of_type("AWS::Events::Rule")}
+    watched = {_ref(a["Properties"]["Dimensions"][0]["Value"]) for a in alarms.values()
+               if a["Properties"]["MetricName"] == "FailedInvocations"}
+    assert watched == rules  # every rule's failed deliveries are watched
+    for name, (namespace, metric, resource) in ALARMS.items():
+        props = alarms[name]["Properties"]
+        assert (props["Namespace"], props["MetricName"]) == (namespace, metric), name
+        assert _ref(props["Dimensions"][0]["Value"]) == resource, name
+        assert [_ref(a) for a in props["AlarmActions"]] == ["NotificationTopic"] == \
+               [_ref(a) for a in props["OKActions"]], name
+        assert props["AlarmName"]["Fn::Sub"].startswith("sluice-${Stage}-"), name  # the topic policy's
+
+
+@pytest.mark.parametrize("resource",
+                         ["FileLedger", "RawBucket", "ProcessedBucket", "ArtifactsBucket", "PipelineKey"])
+def test_state_is_retained_when_the_stack_goes_or_a_resource_is_replaced(app: SamApp, resource: str):
+    """Finding 9: deleting the stack, or changing Stage, must not delete the ledger, the data or the key."""
+    assert app.resources[resource]["DeletionPolicy"] == "Retain"
+    assert app.resources[resource]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_no_reserved_concurrency_unless_asked(app: SamApp):
+    """Finding 4: a new account's reduced quota cannot reserve any (100 stay unreserved)."""
+    defaults = app.parameter_defaults()
+    assert defaults["StartCrawlerReservedConcurrency"] == defaults["StartJobReservedConcurrency"] == 0
+
+
+def test_the_documented_deploy_is_the_one_that_publishes_the_job_code():
+    """Finding 1: `make deploy` builds, deploys and publishes (tools/deploy.py, sluice.stack.steps), and
+    the README and operations.md give that one command for the first deploy and every one after."""
+    from sluice.stack.steps import STEPS
+    from sluice.stack.template import ROOT
+
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ndeploy:", 1)[1].split("\n\n", 1)[0]
+    assert "tools.deploy" in recipe and "sam deploy" not in recipe
+    assert STEPS == ("build", "deploy", "publish")
+    for page in ("README.md", "docs/operations.md"):
+        text = (ROOT / page).read_text()
+        assert "make deploy" in text and "sam build && sam deploy --guided" not in text, page
 
 
 def test_etl_job_is_glue_5_with_the_script_tools_publish_glue_uploads(app: SamApp):

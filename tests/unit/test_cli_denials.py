@@ -38,3 +38,21 @@ def test_nothing_denied_passes(capsys):
                  evaluate(ROLE, "dynamodb:UpdateItem", table))
     assert _denials(_status(audit)) is False
     assert capsys.readouterr().err == ""
+
+
+def test_make_run_stops_at_the_first_denial_not_when_it_times_out():
+    """Finding 13: a denied StartJobRun left `make run` waiting 4 minutes; the wait now ends at once."""
+    import time
+
+    import pytest
+
+    from sluice.runtime import Denied, Runtime
+
+    runtime = Runtime.__new__(Runtime)  # nothing started: the wait must not need the pipeline
+    runtime.audit = Audit()
+    denied = evaluate(ROLE, "dynamodb:Query", INDEX)
+    runtime.audit.record(ROLE, "dynamodb.Query", "dynamodb:Query", INDEX, denied)
+    began = time.monotonic()
+    with pytest.raises(Denied, match=r"EtlJobRole: dynamodb:Query on .*missing: an Allow of dynamodb:Query"):
+        runtime.wait_until_settled(files=1, stall_s=300)
+    assert time.monotonic() - began < 5

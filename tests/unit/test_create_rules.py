@@ -58,7 +58,8 @@ CASES: list[tuple[str, dict[str, str], Callable[[dict], None] | None, int | None
      "function StartCrawlerFunction Timeout 60 s exceeds queue IngestQueue VisibilityTimeout 30 s"),
     ("scaling config below 2", {}, _edit(MAPPING, ScalingConfig={"MaximumConcurrency": 1}), None, MAPPING,
      "ScalingConfig MaximumConcurrency 1: must be 2 to 1,000"),
-    ("reserved concurrency eats the unreserved minimum", {}, None, 110,
+    ("reserved concurrency eats the unreserved minimum",
+     {"StartCrawlerReservedConcurrency": "10", "StartJobReservedConcurrency": "5"}, None, 110,
      "StartCrawlerFunction, StartJobFunction",
      "ReservedConcurrentExecutions 15 leaves 95 of the account's 110 unreserved; Lambda keeps at least 100"),
     ("one Glue worker", {}, _edit("EtlJob", NumberOfWorkers=1), None, "EtlJob",
@@ -110,11 +111,25 @@ def test_every_samconfig_environment_passes(app, env):
     assert refusals(app, local_parameters(env=env)) == []
 
 
+RESERVING = {"StartCrawlerReservedConcurrency": "10", "StartJobReservedConcurrency": "5"}
+
+
 def test_the_concurrency_quota_is_a_setting(app, monkeypatch):
     monkeypatch.setenv(QUOTA_SETTING, "114")
-    [refusal] = refusals(app, local_parameters())
+    [refusal] = refusals(app, {**local_parameters(), **RESERVING})
     assert "leaves 99 of the account's 114" in refusal.rule
     monkeypatch.setenv(QUOTA_SETTING, "115")
+    assert refusals(app, {**local_parameters(), **RESERVING}) == []
+
+
+def test_a_new_account_can_reserve_nothing_and_the_defaults_reserve_nothing(app, monkeypatch):
+    """Finding 4: new accounts have reduced quotas ("Lambda quotas"); any reservation then fails the
+    stack, so the template reserves none unless asked."""
+    monkeypatch.delenv(QUOTA_SETTING, raising=False)
+    [refusal] = refusals(app, {**local_parameters(), "StartJobReservedConcurrency": "1"})
+    assert "leaves 9 of the account's 10 unreserved" in refusal.rule
+    assert app.parameter_defaults()["StartCrawlerReservedConcurrency"] == 0
+    assert app.parameter_defaults()["StartJobReservedConcurrency"] == 0
     assert refusals(app, local_parameters()) == []
 
 

@@ -323,6 +323,23 @@ def test_etl_job_role_marks_files_done_and_queries_only_its_run_index(stack):
     assert not evaluate(etl, "dynamodb:Query", table).allowed
 
 
+def test_run_records_and_file_items_are_granted_apart_by_their_leading_key(stack):
+    """dynamodb:LeadingKeys: StartJobFunction reads and drops run records (run#...), never file
+    items; the job reads file items for its claim check (s3://...), never run records."""
+    start_job, etl = stack.principals["StartJobFunction"], stack.principals["EtlJob"]
+    table = stack.arns["FileLedger"]
+    run, file = {"dynamodb:LeadingKeys": ["run#run-1"]}, {"dynamodb:LeadingKeys": ["s3://raw/a.csv#e"]}
+    assert evaluate(start_job, "dynamodb:GetItem", table, run).allowed
+    assert evaluate(start_job, "dynamodb:DeleteItem", table, run).allowed
+    assert not evaluate(start_job, "dynamodb:DeleteItem", table, file).allowed
+    assert not evaluate(start_job, "dynamodb:GetItem", table, file).allowed
+    assert evaluate(etl, "dynamodb:BatchGetItem", table, file).allowed
+    both = {"dynamodb:LeadingKeys": ["s3://a#e", "run#r"]}
+    assert not evaluate(etl, "dynamodb:BatchGetItem", table, both).allowed
+    assert authorization("dynamodb", "GetItem", {"TableName": "t", "Key": {"file_id": "run#r"}}) == [
+        ("dynamodb:GetItem", f"arn:aws:dynamodb:us-east-1:{ACCOUNT_ID}:table/t")]
+
+
 def test_the_conditional_lookup_grant_names_the_lookup_object(stack):
     [statement] = [s for s in stack.roles["EtlJobRole"].policies[0].document["Statement"]
                    if s.get("Sid") == "LookupTable"]
@@ -333,7 +350,10 @@ def test_the_conditional_lookup_grant_names_the_lookup_object(stack):
 def test_template_grants_name_their_resources(stack):
     start_job, crawler = stack.principals["StartJobFunction"], stack.principals["RawCrawler"]
     topic, raw = stack.names["NotificationTopic"], stack.names["RawBucket"]
-    assert evaluate(start_job, "sns:Publish", topic).allowed
+    bus = f"arn:aws:events:us-east-1:{ACCOUNT_ID}:event-bus/default"
+    assert evaluate(start_job, "events:PutEvents", bus, {"events:source": "sluice.local"}).allowed
+    assert not evaluate(start_job, "events:PutEvents", bus, {"events:source": "aws.glue"}).allowed
+    assert not evaluate(start_job, "sns:Publish", topic).allowed  # its emails go through NotifyRule
     assert evaluate(crawler, "s3:GetObject", f"arn:aws:s3:::{raw}/orders/x.csv").allowed
     assert not evaluate(crawler, "s3:PutObject", f"arn:aws:s3:::{raw}/orders/x.csv").allowed
     metrics = {"cloudwatch:namespace": "Glue"}
@@ -356,5 +376,24 @@ def test_resource_policies_let_the_services_deliver(stack):
     assert evaluate(events, "kms:GenerateDataKey", key, {"aws:SourceAccount": ACCOUNT_ID},
                     stack.resource_policies[key]).allowed
     topic = stack.names["NotificationTopic"]
-    assert evaluate(events, "sns:Publish", topic, {"aws:SourceArn": stack.arns["JobStateRule"]},
-                    stack.resource_policies[topic]).allowed
+    # EventBridge asks with no condition keys at all ("You can't use Condition blocks ...")
+    assert evaluate(events, "sns:Publish", topic, {}, stack.resource_policies[topic]).allowed
+    service = "cloudwatch.amazonaws.com"
+    cloudwatch = Principal(service, service, service=service)
+    alarm = {"aws:SourceArn": stack.arns["IngestDLQAlarm"], "aws:SourceAccount": ACCOUNT_ID}
+    assert evaluate(cloudwatch, "sns:Publish", topic, alarm, stack.resource_policies[topic]).allowed
+    assert evaluate(cloudwatch, "kms:Decrypt", key, alarm, stack.resource_policies[key]).allowed
+    elsewhere = {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT_ID}:alarm:someone-else"}
+    assert not evaluate(cloudwatch, "sns:Publish", topic, elsewhere, stack.resource_policies[topic]).allowed
+
+
+def test_put_events_carries_its_source_and_detail_type_as_condition_keys(stack):
+    """EventBridge user guide, "Using IAM policy conditions": events:source and events:detail-type.
+    StartJobRole may put this stage's source only (without the key, every report was denied)."""
+    from sluice.aws.iam_requests import request_keys
+
+    entries = {"Entries": [{"Source": "sluice.local", "DetailType": "Sluice Run Finished", "Detail": "{}"}]}
+    keys = request_keys("events", "PutEvents", entries)
+    assert keys == {"events:source": ["sluice.local"], "events:detail-type": ["Sluice Run Finished"]}
+    bus = f"arn:aws:events:us-east-1:{ACCOUNT_ID}:event-bus/default"
+    assert evaluate(stack.principals["StartJobFunction"], "events:PutEvents", bus, keys).allowed

@@ -18,6 +18,8 @@ from enum import Enum
 # A Glue job run in one of these states holds one of the job's MaxConcurrentRuns slots; every
 # other state is final (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html).
 ACTIVE_JOB_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
+# The rest of the API's JobRunState values (botocore's Glue model): the run is over.
+FINAL_JOB_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR", "EXPIRED"})
 
 
 class State(str, Enum):

@@ -4,7 +4,7 @@ finishes a run from it, and the local runtime settles interrupted runs from it.
 
 The JSON shape is a published contract (operators read summary.json, and a summary written by
 an older job must still load): `to_json` writes exactly that shape, `from_json` also reads the
-older ones (no file_id, no rows_duplicate, no returned files).
+older ones (no file_id, no rows_duplicate, no returned or not-held files).
 
     >>> entry = FileSummary("s3://raw/orders/a.csv", "s3://raw/orders/a.csv#e1", "orders",
     ...                     RowCounts(rows_in=3, rows_out=2, rows_bad=1))
@@ -71,9 +71,14 @@ class RunSummary:
     files: list[FileSummary] = field(default_factory=list)
     output_partitions: list[str] = field(default_factory=list)
     returned: list[ReturnedFile] = field(default_factory=list)
+    # Manifest files the run did not hold when it began (another run's, or given back): never
+    # written by it, left to their holder.
+    not_held: list[ReturnedFile] = field(default_factory=list)
     bytes: int = 0
     duration_s: float = 0.0
     quarantine: str = ""
+    # The run's record was ABANDONED when its job run began: it did nothing, and wrote no summary.
+    fenced_off: bool = False
 
     @property
     def totals(self) -> RowCounts:
@@ -104,6 +109,7 @@ class RunSummary:
             "files": [f.to_dict() for f in self.files],
             "output_partitions": list(self.output_partitions),
             "returned": [asdict(r) for r in self.returned],
+            **({"not_held": [asdict(r) for r in self.not_held]} if self.not_held else {}),
             "totals": {**self.totals.to_dict(), "files": len(self.files), "returned": len(self.returned)},
             "bytes": self.bytes, "duration_s": self.duration_s, "quarantine": self.quarantine,
         }
@@ -117,6 +123,7 @@ class RunSummary:
             files=[FileSummary.from_dict(f) for f in data.get("files", [])],
             output_partitions=list(data.get("output_partitions", [])),
             returned=[ReturnedFile(r["file"], r["reason"]) for r in data.get("returned", [])],
+            not_held=[ReturnedFile(r["file"], r["reason"]) for r in data.get("not_held", [])],
             bytes=int(data.get("bytes") or 0), duration_s=float(data.get("duration_s") or 0),
             quarantine=data.get("quarantine", ""))
 

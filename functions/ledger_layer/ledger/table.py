@@ -10,6 +10,7 @@ invocations, a Glue job and a sweeper can race without ever both owning a file.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ledger.model import FileRef, RowCounts, RunBudget, State, state_after_failed_run
+from ledger.summary import ReturnedFile
 
 BY_STATE_INDEX = "ByState"  # state (HASH), updated_at (RANGE): find PENDING oldest first
 BY_RUN_INDEX = "ByRun"  # run_id (HASH): a run's files; sparse, only items that hold a run
@@ -83,6 +85,27 @@ class DynamoLedger:
 
     def get(self, file_id: str) -> dict | None:
         return self.table.get_item(Key={"file_id": file_id}, ConsistentRead=True).get("Item")
+
+    def items(self, file_ids: list[str]) -> dict[str, dict]:
+        """The current items of these files, read consistently, 100 keys per BatchGetItem (its
+        limit); keys DynamoDB leaves unprocessed are asked again (DynamoDB API reference,
+        BatchGetItem: UnprocessedKeys). Files without an item are absent from the answer."""
+        found: dict[str, dict] = {}
+        name = self.table.name
+        client = self.table.meta.client
+        for start in range(0, len(file_ids), 100):
+            request: dict[str, Any] = {name: {"Keys": [{"file_id": f} for f in file_ids[start:start + 100]],
+                                              "ConsistentRead": True}}
+            for attempt in range(10):
+                page = client.batch_get_item(RequestItems=request)
+                found.update({item["file_id"]: item for item in page["Responses"].get(name, [])})
+                request = page.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)  # throttled: back off, as the API reference advises
+            else:
+                raise RuntimeError(f"BatchGetItem left keys unprocessed after 10 attempts: {request}")
+        return found
 
     # --- runs (StartJobFunction) -------------------------------------------------------------
 
@@ -164,6 +187,27 @@ class DynamoLedger:
              ":rdup": counts.rows_duplicate},
         )
 
+    def held_by(self, run_id: str, refs: list[FileRef]) -> tuple[list[FileRef], list[ReturnedFile]]:
+        """Which of a run's manifest files it holds when it begins: CLAIMED by it, or DONE by it
+        in an earlier attempt of the same run (read consistently). The others are left out of
+        the run with the reason and never written by it: whoever holds them writes them. Behind
+        the run record's fence this finds nothing, short of a fault; it is the last line that
+        keeps a row from being written twice."""
+        items = self.items([ref.file_id for ref in refs])
+        held: list[FileRef] = []
+        not_held: list[ReturnedFile] = []
+        for ref in refs:
+            item = items.get(ref.file_id)
+            ours = item is not None and item.get("run_id") == run_id
+            if ours and item is not None and item["state"] in (State.CLAIMED, State.DONE):
+                held.append(ref)
+                continue
+            where = "no ledger item" if item is None else item["state"] + (
+                f" by {item['run_id']}" if item.get("run_id") else "")
+            not_held.append(ReturnedFile(ref.uri, f"not held by this run when it began ({where}): left "
+                                                  "to its holder"))
+        return held, not_held
+
     # --- reading -----------------------------------------------------------------------------
 
     def by_state(self, state: State, updated_before: datetime | None = None,
@@ -185,6 +229,19 @@ class DynamoLedger:
     def by_run(self, run_id: str) -> Iterator[dict]:
         yield from self._query(IndexName=BY_RUN_INDEX, KeyConditionExpression="run_id = :run",
                                ExpressionAttributeValues={":run": run_id})
+
+    def files(self, **scan: Any) -> Iterator[dict]:
+        """Every file item (run records left out), by a consistent Scan: for reports and tests,
+        not for the pipeline's own decisions. `scan`: a ProjectionExpression and its names."""
+        names = {**scan.pop("ExpressionAttributeNames", {}), "#key": "key"}
+        kwargs = {"ConsistentRead": True, **scan, "FilterExpression": "attribute_exists(#key)",
+                  "ExpressionAttributeNames": names}
+        while True:
+            page = self.table.scan(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def count_by_state(self) -> dict[str, int]:
         counts = {}

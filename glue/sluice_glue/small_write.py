@@ -1,0 +1,124 @@
+"""The small-run path: the same transforms, one Spark job, and the rows written by pyarrow.
+
+A run of a few files and rows spends its time in Spark's fixed costs, not in its rows: each
+job and stage (the cache, the counts, the write and its commit) costs tens to hundreds of
+milliseconds whatever it holds. So for a run under sizing.SMALL_RUN_BYTES the prepared,
+flagged and enriched rows (transforms.py, exactly as on the large path) are collected to the
+driver once, as Arrow batches; the counts per file and output partition are taken from them;
+and each output partition's good rows become one Parquet file written with pyarrow (which
+Glue 5.0 provides) through the storage's put_file. The quarantine, when a run has one, is
+still written by Spark from the same rows.
+
+It applies only where pyarrow writes what Spark would: Parquet with a codec both name alike
+(snappy, gzip, zstd or none), timestamps as INT96 (Spark 3.5's spark.sql.parquet.
+outputTimestampType default), and partition values Spark would not escape in a folder name
+(Spark's ExternalCatalogUtils.escapePathName); otherwise the caller takes the large path.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StructType
+
+from ledger import RowCounts
+from sluice_glue import catalog, transforms
+from sluice_glue.datasets import DatasetSettings
+from sluice_glue.storage import put_file
+
+# Spark's codec name -> (pyarrow's, the file name's extension as Spark writes it).
+CODECS = {
+    "snappy": ("snappy", ".snappy"),
+    "gzip": ("gzip", ".gz"),
+    "zstd": ("zstd", ".zstd"),
+    "none": ("none", ""),
+    "uncompressed": ("none", ""),
+}
+INTERNAL = ("_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
+
+
+def fits(settings: DatasetSettings) -> bool:
+    return settings.output_format == "parquet" and settings.compression in CODECS
+
+
+def folder_safe(value: Any) -> bool:
+    """A partition value Spark writes as it is (a null or "" would be __HIVE_DEFAULT_PARTITION__)."""
+    return isinstance(value, str) and value != "" and catalog.escape_path_name(value) == value
+
+
+def write(
+    spark: SparkSession,
+    rows: DataFrame,
+    settings: DatasetSettings,
+    run_id: str,
+    uris: dict[int, str],
+    lookup: DataFrame | None,
+    broadcast: bool,
+    partition_by: list[str],
+    output_root: str,
+    before_write: Callable[[list[str]], None],
+) -> tuple[dict[int, RowCounts], set[tuple[str, ...]], StructType] | None:
+    """Counts by manifest index, the partitions written and the written schema; None (nothing
+    written) when a partition value is one Spark would escape."""
+    from sluice_glue.job import file_counts, run_dir
+
+    enriched = transforms.enriched(
+        transforms.with_output_partition(rows, run_id, "_bucket", settings.date_parts),
+        uris,
+        lookup,
+        settings.lookup_key,
+        broadcast,
+    ).drop("_raw", "_bucket")
+    batches = enriched._collect_as_arrow()  # the one Spark job (what DataFrame.toPandas uses)
+    table = pa.Table.from_batches(batches) if batches else to_arrow_schema(enriched.schema).empty_table()
+    columns = table.to_pydict()
+    bad = [reason is not None for reason in columns["_bad_reason"]]
+    good = [not b and not d for b, d in zip(bad, columns["_duplicate"], strict=True)]
+    stats: dict[tuple, dict[str, Any]] = {}
+    for i, file in enumerate(columns["_file"]):
+        key = (file, *(columns[c][i] for c in partition_by))
+        entry = stats.setdefault(
+            key,
+            {
+                "_file": file,
+                **dict(zip(partition_by, key[1:], strict=True)),
+                "rows_in": 0,
+                "rows_bad": 0,
+                "rows_duplicate": 0,
+            },
+        )
+        entry["rows_in"] += 1
+        entry["rows_bad"] += bad[i]
+        entry["rows_duplicate"] += not bad[i] and columns["_duplicate"][i]
+    counts, partitions = file_counts(list(stats.values()), partition_by)
+    if not all(folder_safe(value) for values in partitions for value in values):
+        return None
+    data = table.filter(pa.array(good)).drop_columns([c for c in INTERNAL if c in table.column_names])
+    written = StructType([f for f in enriched.schema.fields if f.name not in INTERNAL])
+    codec, extension = CODECS[settings.compression]
+    before_write([run_dir(partition_by, values) for values in sorted(partitions)])
+    values_of = (
+        list(zip(*(data.column(c).to_pylist() for c in partition_by), strict=True)) if data.num_rows else []
+    )
+    for values in sorted(partitions):
+        mask = pa.array([v == values for v in values_of])
+        sink = io.BytesIO()
+        pq.write_table(
+            data.filter(mask).drop_columns(partition_by),
+            sink,
+            compression=codec,
+            use_deprecated_int96_timestamps=True,
+        )
+        put_file(
+            output_root,
+            f"{run_dir(partition_by, values)}/part-00000-{uuid.uuid4()}.c000{extension}.parquet",
+            sink.getvalue(),
+        )
+    return counts, partitions, written
