@@ -92,11 +92,14 @@ class RunSummary:
     def outcome(self) -> str:
         """What the run did with its manifest: "processed" (every file), "partly returned" (some
         files went back to the ledger), "returned" (every file went back: nothing was processed,
-        even though the job run itself SUCCEEDED), or "empty".
+        even though the job run itself SUCCEEDED), "fenced off" (the run did nothing: its record
+        was abandoned) or "empty".
 
         >>> RunSummary("r", returned=[ReturnedFile("s3://raw/t/a.csv", "table t failed: ...")]).outcome
         'returned'
         """
+        if self.fenced_off:
+            return "fenced off"
         if self.returned:
             return "partly returned" if self.files else "returned"
         return "processed" if self.files else "empty"
