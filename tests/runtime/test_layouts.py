@@ -195,7 +195,7 @@ def settled(runtime) -> dict[str, list[dict]]:
     for layout in LAYOUTS.values():
         for key, body in layout.objects.items():
             put(runtime, key, body)
-    return {name: wait(runtime, name, len(layout.objects), timeout=300) for name, layout in LAYOUTS.items()}
+    return {name: wait(runtime, name, len(layout.objects)) for name, layout in LAYOUTS.items()}
 
 
 def _table(rt: Runtime, database: str, name: str) -> dict:
