@@ -104,7 +104,8 @@ def run_report(end: RunEnd, run_id: str | None, summary: RunSummary | None, plac
     detail: dict[str, Any] = {"run_id": run_id, "summary": summary_uri or None}
     if summary is None:
         return _unfinished(end, run_id, place, settled or {}, glue_said, detail)
-    outcome = "SUCCEEDED" if not summary.returned else ("PARTIAL" if summary.files else "FAILED")
+    # The summary's own word for it (RunSummary.outcome), in the email's.
+    outcome = {"partly returned": "PARTIAL", "returned": "FAILED"}.get(summary.outcome, "SUCCEEDED")
     totals = summary.totals
     tables = _tables(summary, place)
     parts = [f"Sluice run {run_id}: {outcome}" + (

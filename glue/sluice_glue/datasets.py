@@ -12,7 +12,7 @@ to it, so any table can be processed with no settings at all.
     >>> settings.timestamp_column, settings.dedup_keys, settings.partition_granularity
     ('at', ('device', 'at'), 'day')
     >>> defaults
-    ['partition_granularity', 'lookup_uri', 'lookup_key', 'output_format', 'compression']
+    ['partition_granularity', 'lookup_uri', 'lookup_key', 'output_format', 'compression', 'csv_header']
 """
 
 from __future__ import annotations
@@ -29,9 +29,15 @@ GRANULARITY = {"none": [], "year": ["year"], "month": ["year", "month"],
                "day": ["year", "month", "day"], "hour": ["year", "month", "day", "hour"]}
 # Spark 3.5's short codec names per format (docs: spark.apache.org/docs/3.5.0/sql-data-sources-parquet.html
 # and sql-data-sources-json.html "compression"), less Parquet's lzo and brotli: their codecs are not
-# on Spark's or Glue's classpath, so a run would fail at write time.
+# on Spark's or Glue's classpath, so a run would fail at write time; and less JSON's deflate, which
+# Athena does not read in text files ("Use compression in Athena": "Deflate is relevant only for
+# the Avro file format"; BZIP2, GZIP, Hadoop-compatible LZ4 and SNAPPY it reads).
 CODECS = {"parquet": ("none", "uncompressed", "snappy", "gzip", "lz4", "zstd"),
-          "json": ("none", "bzip2", "gzip", "lz4", "snappy", "deflate")}
+          "json": ("none", "bzip2", "gzip", "lz4", "snappy")}
+# Whether a dataset's CSV files start with a header: "auto" follows the crawler's table (its
+# skip.header.line.count); "present" and "absent" say it whatever the crawler decided (it takes
+# no header for an all-text CSV, and a header for a header-less file whose first row is text).
+CSV_HEADER = ("auto", "present", "absent")
 # A format's own codec when the template's default does not fit it (Spark's defaults).
 FORMAT_DEFAULT_CODEC = {"parquet": "snappy", "json": "none"}
 TABLE_NAME = re.compile(r"[a-z0-9_]+")  # what the crawler names a top-level folder's table
@@ -54,6 +60,7 @@ class DatasetSettings:
     lookup_key: str = ""
     output_format: str = "parquet"
     compression: str = "snappy"
+    csv_header: str = "auto"
 
     @property
     def date_parts(self) -> list[str]:
@@ -127,6 +134,7 @@ def _validated(where: str, section: dict[str, Any]) -> dict[str, Any]:
         elif not isinstance(value, str):
             raise SettingsError(f"{where}: {field} must be a string, not {type(value).__name__} {value!r}")
     _one_of(where, section, "partition_granularity", GRANULARITY)
+    _one_of(where, section, "csv_header", CSV_HEADER)
     _one_of(where, section, "output_format", CODECS)
     codecs = CODECS.get(section.get("output_format", ""), sorted({c for cs in CODECS.values() for c in cs}))
     _one_of(where, section, "compression", codecs)
@@ -142,6 +150,12 @@ def _validated(where: str, section: dict[str, Any]) -> dict[str, Any]:
 def _one_of(where: str, section: dict[str, Any], field: str, allowed: Iterable[str]) -> None:
     if field in section and section[field] not in allowed:
         raise SettingsError(f"{where}: {field} {section[field]!r} is not one of {', '.join(allowed)}")
+
+
+def csv_header(file: DatasetFile, table: str) -> str:
+    """A table's csv_header setting (auto when its section does not set it): needed before the
+    table's columns are known, since it decides how they are named."""
+    return file.explicit(table).get("csv_header", "auto")
 
 
 def defaults_from(arguments: Mapping[str, Any]) -> DatasetSettings:

@@ -38,9 +38,9 @@ from ledger import (
 from ledger.run_table import DynamoRunRecords
 from ledger.s3 import delete_prefix
 from ledger.table import DynamoLedger
-from sluice_glue import catalog, datasets, small_write, transforms
+from sluice_glue import catalog, datasets, raw_files, small_write, transforms
 from sluice_glue.arguments import JobArguments
-from sluice_glue.datasets import DatasetSettings
+from sluice_glue.datasets import DatasetSettings, SettingsError
 from sluice_glue.runlog import RunLog
 from sluice_glue.sizing import RunSize, input_bytes
 from sluice_glue.storage import DRIVER_THREADS, Storage, client, concurrently, resource, unreadable_gzip
@@ -50,8 +50,9 @@ EMPTY_FILE = "no data rows (empty, header only, or unreadable)"
 
 def _settings_for(args: JobArguments, table: dict) -> DatasetSettings:
     """The table's settings: its datasets.toml section over the job's arguments (the template's
-    parameters), those naming a column the table lacks left out. A SettingsError (the file is
-    invalid, or the section names a column the table lacks) fails this table alone."""
+    parameters), those naming a column the table lacks left out. `table` holds the columns as
+    this run reads them (a CSV's header names, reserved names renamed). A SettingsError (the file
+    is invalid, or the section names a column the table lacks) fails this table alone."""
     columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
     columns += [k["Name"] for k in table.get("PartitionKeys", [])]
     settings, _ = datasets.resolve(_datasets_file(args.datasets_uri, args.run_id, args.job_run_id),
@@ -102,9 +103,7 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage, log: RunLog |
     for name, refs in sorted(groups.items()):
         table = next(t for t in tables if t["Name"] == name)
         try:
-            written[name] = _process_table(spark, args, _settings_for(args, table), storage, glue, table,
-                                           refs,
-                                           ingest_time, log)
+            written[name] = _process_table(spark, args, storage, glue, table, refs, ingest_time, log)
         except Exception as error:  # this table's files go back; the run's other tables go on
             reason = f"table {name} failed: {type(error).__name__}: {error}"[:1000]
             log.event("table_failed", table=name, files=len(refs), reason=reason)
@@ -161,16 +160,31 @@ def _mark_done(args: JobArguments, files: list[FileSummary]) -> None:
     concurrently(mark, files)
 
 
-def _lookup(spark: SparkSession, settings: DatasetSettings,
-            storage: Storage) -> tuple[DataFrame | None, bool]:
+def _lookup(spark: SparkSession, settings: DatasetSettings, storage: Storage,
+            table_columns: list[str]) -> tuple[DataFrame | None, bool]:
     """The lookup table, and whether it is small enough to broadcast (its size under Spark's
     spark.sql.autoBroadcastJoinThreshold; a larger one is joined by a shuffle, not shipped to
-    every task)."""
+    every task). Refused (SettingsError, the table fails alone) when a column of it other than
+    the key has a table column's name or one the job adds (the join would fail, or hide one),
+    or when its key is not unique: each row would be written once per match, after it was
+    counted once."""
     if not settings.lookup_uri:
         return None, False
     path = storage.fetch(settings.lookup_uri)
     frame = (spark.read.parquet(path) if settings.lookup_uri.endswith(".parquet")
              else spark.read.option("header", True).csv(path))
+    where, key = f"lookup {settings.lookup_uri}", settings.lookup_key
+    if key.lower() not in {c.lower() for c in frame.columns}:
+        raise SettingsError(f"{where} has no column {key!r} (its columns: {', '.join(frame.columns)})")
+    taken = {c.lower() for c in table_columns} | set(transforms.RESERVED)
+    clashes = [c for c in frame.columns if c.lower() != key.lower() and c.lower() in taken]
+    if clashes:
+        raise SettingsError(f"{where}: its columns {', '.join(clashes)} have the names of the table's "
+                            f"columns or of columns the job adds; rename them in the lookup file")
+    repeated = frame.groupBy(key).count().filter(F.col("count") > 1).limit(5).collect()
+    if repeated:
+        raise SettingsError(f"{where} has more than one row for {key} "
+                            f"{', '.join(repr(r[0]) for r in repeated)}: a lookup key must be unique")
     estimate = frame._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()  # a Scala BigInt
     size = estimate if isinstance(estimate, int) else int(estimate.toString())  # py4j may convert it
     return frame, 0 <= size <= spark._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold()
@@ -192,8 +206,9 @@ class TableOutput:
         return [run_dir(self.partition_by, values) for values in self.partitions]
 
 
-def run_dir(partition_by: list[str], values: tuple[str, ...]) -> str:
-    return "/".join(f"{k}={v}" for k, v in zip(partition_by, values, strict=True))
+def run_dir(partition_by: list[str], values: tuple[str | None, ...]) -> str:
+    """The folder Spark writes a partition to, as Spark escapes it (catalog.partition_path)."""
+    return catalog.partition_path(partition_by, values).rstrip("/")
 
 
 def prepared(raw: DataFrame, columns: list[tuple[str, str]], partition_keys: list[str],
@@ -330,39 +345,49 @@ class TableWritten:
     output_partitions: list[str]
 
 
-def _process_table(spark: SparkSession, args: JobArguments, settings: DatasetSettings, storage: Storage,
-                   glue: Any, table: dict, refs: list[FileRef], ingest_time: datetime,
-                   log: RunLog) -> TableWritten:
+def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, glue: Any, table: dict,
+                   refs: list[FileRef], ingest_time: datetime, log: RunLog) -> TableWritten:
     name = table["Name"]
-    columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
-    partition_keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+    raw = raw_files.layout(table, datasets.csv_header(
+        _datasets_file(args.datasets_uri, args.run_id, args.job_run_id), name))
     uris = {i: ref.uri for i, ref in enumerate(refs)}
     with log.phase("stage", table=name, files=len(refs)):
         paths = storage.inputs(refs)
     read_paths = {i: storage.read_path(ref) for i, ref in enumerate(refs)}
+    with log.phase("headers", table=name, files=len(refs)):
+        heads = _heads(storage, refs, raw)
+    routes = [raw_files.route(i, ref.key, read_paths[i], raw.kind, heads.get(i))
+              for i, ref in enumerate(refs)]
     with log.phase("check_gzip", spark=True, table=name):
-        unreadable = unreadable_gzip(spark, read_paths)
-    readable = [i for i in read_paths if i not in unreadable]
-    delimiter = table["StorageDescriptor"].get("SerdeInfo", {}).get("Parameters", {}).get("field.delim", ",")
-    headers: dict[str, list[str] | None] = {}
-    if table.get("Parameters", {}).get("classification", "csv") == "csv":
-        with log.phase("headers", table=name, files=len(readable)):
-            names = concurrently(
-                lambda i: transforms.header_names(storage.first_line(refs[i]), delimiter), readable)
-            headers = {read_paths[i]: n for i, n in zip(readable, names, strict=True)}
-    if readable:
-        raw = transforms.with_file_index(transforms.read_raw(
-            spark, [read_paths[i] for i in readable], table, columns, headers), paths)
-    else:  # every file unreadable: nothing to read, each quarantined whole
-        raw = spark.createDataFrame([], transforms.raw_schema(columns)).withColumn(
-            "_file", F.lit(None).cast("int"))
-    raw = transforms.with_partition_values(raw, partition_keys, {
-        i: dict(catalog.partition_values(ref.key.split("/")[:-1])) for i, ref in enumerate(refs)})
-    lookup, broadcast = _lookup(spark, settings, storage)
+        unreadable = unreadable_gzip(spark, {r.index: r.path for r in routes if r.how == "spark"})
+        streamed = raw_files.checked(spark, [r for r in routes if r.how == "stream"])
+    unreadable |= {r.index: r.reason for r in routes if r.how == "unreadable"}
+    unreadable |= {i: problem for i, (problem, _) in streamed.items() if problem}
+    routes = [r for r in routes if r.index not in unreadable]
+    names = {r.index: raw_files.header_names(_first_line(r, heads, streamed), raw.delimiter, raw.quote)
+             for r in routes} if raw.kind == "csv" else {}
+    read_columns = raw_files.effective_columns(raw, names)
+    catalog_keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+    # One rule for the names the job adds (transforms.reserved_renames): a raw column or
+    # partition key named like one is kept as raw_<name>, never overwritten nor duplicated.
+    renames = transforms.reserved_renames([n for n, _ in read_columns] + catalog_keys)
+    columns = [(renames.get(n, n), t) for n, t in read_columns]
+    partition_keys = [renames.get(k, k) for k in catalog_keys]
+    settings = _settings_for(args, {**table, "StorageDescriptor": {
+        **table["StorageDescriptor"], "Columns": [{"Name": n, "Type": t} for n, t in columns]},
+        "PartitionKeys": [{"Name": k, "Type": "string"} for k in partition_keys]})
+    raw_rows = raw_files.read(spark, raw, read_columns, routes, names,
+                              lambda df: transforms.with_file_index(df, paths), renames)
+    location = table["StorageDescriptor"]["Location"].rstrip("/") + "/"
+    folders = {i: ref.uri[len(location):].split("/")[:-1] for i, ref in enumerate(refs)}
+    raw_rows = transforms.with_partition_values(raw_rows, partition_keys, {
+        i: dict(zip(partition_keys, catalog.file_partition_values(catalog_keys, folders[i]), strict=True))
+        for i in folders})
+    lookup, broadcast = _lookup(spark, settings, storage, [n for n, _ in columns] + partition_keys)
     quarantine_prefix = f"_quarantine/{name}/run_id={args.run_id}/"
     size = RunSize.of(input_bytes(refs), spark.sparkContext.defaultParallelism)
     with log.phase("write", spark=True, table=name, tasks=size.tasks, small=size.small):
-        out = write_table(spark, raw, columns, partition_keys, settings, args.run_id, uris, lookup,
+        out = write_table(spark, raw_rows, columns, partition_keys, settings, args.run_id, uris, lookup,
                           storage.output_root(args.processed_bucket, f"{name}/"),
                           storage.output_root(args.processed_bucket, quarantine_prefix), ingest_time,
                           unreadable, broadcast, size,
@@ -387,3 +412,20 @@ def _process_table(spark: SparkSession, args: JobArguments, settings: DatasetSet
         TableSummary(files=len(refs), partitions_written=len(run_dirs), partitions_new=new_partitions,
                      quarantine=f"s3://{args.processed_bucket}/{quarantine_prefix}"),
         files, [f"s3://{args.processed_bucket}/{name}/{d}/" for d in run_dirs])
+
+
+def _first_line(route: raw_files.FileRoute, heads: dict[int, bytes],
+                streamed: dict[int, tuple[str | None, str]]) -> str:
+    if route.how == "stream":
+        return streamed[route.index][1]
+    head = heads[route.index]
+    return raw_files.first_line(head, raw_files.compression(head))
+
+
+def _heads(storage: Storage, refs: list[FileRef], raw: raw_files.RawLayout) -> dict[int, bytes]:
+    """The first bytes of the files whose start the read needs: every CSV file (its header, and
+    its compression), and the files of a compressed table whose names do not say the codec (the
+    crawler classifies by content; Spark decompresses by name). One GET each, through the pool."""
+    wanted = [i for i, ref in enumerate(refs) if raw.kind == "csv" or (
+        raw.kind == "json" and raw.compressed and not ref.key.lower().endswith(raw_files.CODEC_EXTENSIONS))]
+    return dict(zip(wanted, concurrently(lambda i: storage.head(refs[i]), wanted), strict=True))

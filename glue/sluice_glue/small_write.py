@@ -29,7 +29,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
 from ledger import RowCounts
-from sluice_glue import transforms
+from sluice_glue import catalog, transforms
 from sluice_glue.datasets import DatasetSettings
 from sluice_glue.storage import put_file
 
@@ -41,8 +41,6 @@ CODECS = {
     "none": ("none", ""),
     "uncompressed": ("none", ""),
 }
-# Characters Spark escapes in a partition folder name (ExternalCatalogUtils.escapePathName).
-ESCAPED = set("\"#%'*/:=?\\\x7f{[]^") | {chr(c) for c in range(1, 32)}
 INTERNAL = ("_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
 
 
@@ -52,7 +50,7 @@ def fits(settings: DatasetSettings) -> bool:
 
 def folder_safe(value: Any) -> bool:
     """A partition value Spark writes as it is (a null or "" would be __HIVE_DEFAULT_PARTITION__)."""
-    return isinstance(value, str) and value != "" and not (set(value) & ESCAPED)
+    return isinstance(value, str) and value != "" and catalog.escape_path_name(value) == value
 
 
 def write(

@@ -1,80 +1,87 @@
 """The job's transformations, each a DataFrame -> DataFrame function over explicit schemas.
 
-Raw rows are read as strings (the catalog's column names, nothing inferred per file), then typed
-to the catalog's types; a row that cannot be typed, lacks a required value, or has a bad
-timestamp gets a `_bad_reason` and is quarantined later, never dropped.
+Raw rows are read as strings (the catalog's column names, nothing inferred per file; a nested
+value as its JSON text: sluice_glue.raw_files), then typed to the catalog's types, nested ones
+included; a row that cannot be typed, lacks a required value, or has a bad timestamp gets a
+`_bad_reason` and is quarantined later, never dropped.
 
 Internal columns: _file (index into the manifest), _corrupt (the raw line of a malformed row, until
 typed), _bad_reason, _raw (a bad row's values), _bucket (its output partition's time), _duplicate.
+
+The names the job adds (its partition columns year/month/day/hour/run_id, ingested_at,
+source_file, and the internal ones) are reserved: a raw column or partition key with one of
+them is kept as `raw_<name>` (`reserved_renames`), never replaced by the job's value.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from functools import reduce
+from typing import Any
 from urllib.parse import unquote
 
-from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    BooleanType,
+    ByteType,
+    DataType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    MapType,
+    ShortType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from sluice_glue import hive_types
 
 CORRUPT = "_corrupt"
+# The columns the job adds to every output row, and those it uses while it works: a raw column
+# of the same name (case-insensitively, as Spark resolves names) is renamed raw_<name>.
+ADDED = ("year", "month", "day", "hour", "run_id", "ingested_at", "source_file")
+INTERNAL = ("_file", CORRUPT, "_bad_reason", "_raw", "_bucket", "_duplicate", "_path", "_row")
+RESERVED = ADDED + INTERNAL
+
+
+class ReservedNameError(ValueError):
+    """A raw column takes a reserved name and its raw_<name> is taken too."""
+
+
+def reserved_renames(names: Sequence[str]) -> dict[str, str]:
+    """{raw name: new name} for the raw columns and partition keys (`names`) that take a name
+    the job adds or uses: each is kept as raw_<name>. ReservedNameError when raw_<name> is a
+    raw column too (nothing can be renamed without taking another's name).
+
+    >>> reserved_renames(["order_id", "day", "Run_Id"])
+    {'day': 'raw_day', 'Run_Id': 'raw_Run_Id'}
+    """
+    lower = {n.lower() for n in names}
+    renames = {}
+    for name in names:
+        if name.lower() in RESERVED or name.lower().startswith("_typed_"):
+            new = f"raw_{name}"
+            if new.lower() in lower:
+                raise ReservedNameError(
+                    f"raw column {name!r} has a name the job adds to its output ({', '.join(ADDED)}) or "
+                    f"uses itself, and {new!r}, the name it would be kept under, is a raw column too: "
+                    f"rename one of them in the raw files")
+            renames[name] = new
+    return renames
 
 
 def raw_schema(columns: list[tuple[str, str]]) -> StructType:
     """Every catalog column as a string, plus the malformed-record column."""
     return StructType([StructField(name, StringType()) for name, _ in columns]
                       + [StructField(CORRUPT, StringType())])
-
-
-def read_raw(spark: SparkSession, paths: list[str], table: dict, columns: list[tuple[str, str]],
-             headers: Mapping[str, list[str] | None] | None = None) -> DataFrame:
-    """Every catalog column as a string, by name. CSV files are read in groups of equal header
-    (`headers`: path -> its header's column names, None for a file whose first line is not one),
-    so a file with a column more, a column less or another order still lands in the right
-    columns; a column a file lacks is null."""
-    params = table.get("Parameters", {})
-    serde = table["StorageDescriptor"].get("SerdeInfo", {}).get("Parameters", {})
-    kind = params.get("classification", "csv")
-    if kind == "parquet":
-        df = spark.read.option("mergeSchema", True).parquet(*paths)
-        return df.select(*[(F.col(n) if n in df.columns else F.lit(None)).cast("string").alias(n)
-                           for n, _ in columns]).withColumn(CORRUPT, F.lit(None).cast("string"))
-    if kind == "json":
-        return _permissive(spark, columns).json(paths)
-    delimiter = serde.get("field.delim") or serde.get("separatorChar") or params.get("delimiter", ",")
-    header = params.get("skip.header.line.count", "1") != "0"
-    catalog_names = [n for n, _ in columns]
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for path in paths:
-        file_names = (headers or {}).get(path) if header else None
-        groups.setdefault(tuple(file_names or catalog_names), []).append(path)
-    frames = []
-    for names, group in groups.items():
-        df = _permissive(spark, [(n, "string") for n in names]).option("header", header).option(
-            "sep", delimiter).option("enforceSchema", True).csv(group)
-        present = {n.lower() for n in names}  # Spark resolves column names case-insensitively
-        frames.append(df.select(*[(F.col(n) if n.lower() in present else F.lit(None).cast("string")).alias(n)
-                                  for n in catalog_names], CORRUPT))
-    return reduce(DataFrame.unionByName, frames)
-
-
-def _permissive(spark: SparkSession, columns: list[tuple[str, str]]) -> DataFrameReader:
-    """Malformed records are kept, their raw text in the _corrupt column, never dropped."""
-    return spark.read.schema(raw_schema(columns)).option("mode", "PERMISSIVE").option(
-        "columnNameOfCorruptRecord", CORRUPT)
-
-
-def header_names(first_line: str, delimiter: str) -> list[str] | None:
-    """Column names of a CSV header line, or None if it does not look like one.
-
-    >>> header_names('order_id,"amount",event_time', ",")
-    ['order_id', 'amount', 'event_time']
-    """
-    first_line = first_line.removeprefix("\ufeff")  # a UTF-8 BOM is not part of the first name
-    names = [n.strip().strip('"').strip() for n in first_line.rstrip("\r\n").split(delimiter)]
-    return names if all(names) and len(set(names)) == len(names) else None
 
 
 def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
@@ -93,7 +100,8 @@ def with_file_index(df: DataFrame, paths: dict[str, int]) -> DataFrame:
     return df.withColumn("_path", F.input_file_name()).join(F.broadcast(index), "_path", "left").drop("_path")
 
 
-def with_partition_values(df: DataFrame, keys: list[str], values: dict[int, dict[str, str]]) -> DataFrame:
+def with_partition_values(df: DataFrame, keys: list[str],
+                          values: Mapping[int, Mapping[str, str | None]]) -> DataFrame:
     """Hive partition columns (k=v folders of each file's key), filled per file."""
     return df.withColumns({key: by_file({i: v.get(key) for i, v in values.items()}) for key in keys})
 
@@ -107,6 +115,78 @@ def by_file(values: Mapping[int, str | None]) -> Column:
     return F.try_element_at(F.from_json(F.lit(array), "array<string>"), F.col("_file") + 1)
 
 
+def spark_type(hive_type: hive_types.HiveType) -> DataType:
+    """The Spark type of a (parsed) Hive type; types Spark has no own name for (varchar, char)
+    are strings."""
+    if isinstance(hive_type, str):
+        decimal = hive_types.DECIMAL.fullmatch(hive_type)
+        if decimal:
+            return DecimalType(int(decimal[1]), int(decimal[2]))
+        return _PRIMITIVES.get(hive_type, StringType())
+    if hive_type[0] == "array":
+        return ArrayType(spark_type(hive_type[1]))
+    if hive_type[0] == "map":
+        return MapType(spark_type(hive_type[1]), spark_type(hive_type[2]))
+    return StructType([StructField(name, spark_type(t)) for name, t in hive_type[1]])
+
+
+_PRIMITIVES: dict[str, DataType] = {
+    "string": StringType(), "bigint": LongType(), "int": IntegerType(), "integer": IntegerType(),
+    "smallint": ShortType(), "tinyint": ByteType(), "double": DoubleType(), "float": FloatType(),
+    "boolean": BooleanType(), "date": DateType(), "timestamp": TimestampType(), "binary": BinaryType()}
+
+
+def conformed(text: Column, hive_type: str, where: str) -> tuple[Column, Column]:
+    """A value's JSON text as the catalog's (nested) type, and the first problem found in it (null
+    when none): fields matched to the type's whatever their case, each leaf cast; a leaf that
+    does not fit its type, or text that is not the object or array the type says, is a problem
+    (the row's quarantine reason), never a silent null. Spark cannot cast a string to a complex
+    type (SPARK-33354), and its JSON parser matches field names exactly."""
+    return _conformed(text, hive_types.parse(hive_type), where)
+
+
+def _conformed(text: Column, hive_type: hive_types.HiveType, where: str) -> tuple[Column, Column]:
+    if isinstance(hive_type, str):
+        if spark_type(hive_type) == StringType():
+            return text, F.lit(None).cast("string")
+        value = parse_timestamp(text) if hive_type == "timestamp" else text.cast(spark_type(hive_type))
+        return value, F.when(text.isNotNull() & value.isNull(),
+                             F.concat(F.lit(f"not a {hive_type} in {where}: "), text))
+    kind, described = hive_type[0], hive_types.render(hive_type)
+    parsed = F.from_json(text, "array<string>" if kind == "array" else "map<string,string>")
+    unparsed = F.when(text.isNotNull() & parsed.isNull(),
+                      F.concat(F.lit(f"not a {described} in {where}: "), text))
+    if kind == "array":
+        value = F.transform(parsed, lambda x: _conformed(x, hive_type[1], f"{where}[]")[0])
+        inner = F.filter(F.transform(parsed, lambda x: _conformed(x, hive_type[1], f"{where}[]")[1]),
+                         lambda p: p.isNotNull())
+        return value, F.coalesce(unparsed, F.try_element_at(inner, F.lit(1)))
+    if kind == "map":
+        value = F.transform_values(parsed, lambda k, v: _conformed(v, hive_type[2], f"{where}[{{}}]")[0])
+        inner = F.filter(F.map_values(F.transform_values(
+            parsed, lambda k, v: _conformed(v, hive_type[2], f"{where}[{{}}]")[1])), lambda p: p.isNotNull())
+        key_type = spark_type(hive_type[1])
+        bad_key = F.lit(None).cast("string")
+        if key_type != StringType():
+            bad_key = F.when(F.exists(F.map_keys(parsed), lambda k: k.cast(key_type).isNull()), F.concat(
+                F.lit(f"a key that is not a {hive_types.render(hive_type[1])} in {where}: "), text))
+            value = F.when(bad_key.isNull(), F.transform_keys(value, lambda k, v: k.cast(key_type)))
+        return value, F.coalesce(unparsed, bad_key, F.try_element_at(inner, F.lit(1)))
+    fields, problems = [], [unparsed]
+    for name, field_type in hive_type[1]:
+        found = F.try_element_at(F.map_values(F.map_filter(parsed, _named(name))), F.lit(1))
+        value, problem = _conformed(found, field_type, f"{where}.{name}")
+        fields.append(value.alias(name))
+        problems.append(problem)
+    return (F.when(parsed.isNull(), F.lit(None).cast(spark_type(hive_type))).otherwise(F.struct(*fields)),
+            F.coalesce(*problems))
+
+
+def _named(name: str) -> Any:
+    """A map_filter predicate: the entry whose key is `name`, whatever its case."""
+    return lambda key, value: F.lower(key) == name.lower()
+
+
 def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str | None,
           required: list[str]) -> DataFrame:
     """Cast to the catalog's types; the first problem of each row becomes its _bad_reason.
@@ -115,15 +195,21 @@ def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str |
     would run twice per row (Spark does not share an expression between a column and a check
     that only some rows reach); Spark keeps the two apart because the second uses each cast
     twice. Not a withColumn per column: each is a round of plan analysis, which a small run pays
-    for in wall time.
+    for in wall time. A nested column is typed field by field (`conformed`), its problem found
+    in the same first projection.
     """
     problems: list[Column] = [F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed record"))]
     casts: dict[str, Column] = {}
+    nested: dict[str, Column] = {}
     for name, hive_type in columns:
+        if hive_types.is_complex(hive_type):
+            casts[name], nested[name] = conformed(F.col(name), hive_type, name)
+            problems.append(F.col(f"_problem_{name}"))
+            continue
         if name == timestamp_column or hive_type == "timestamp":
             casts[name], problem = parse_timestamp(F.col(name)), f"bad timestamp in {name}: "
-        elif hive_type != "string":
-            casts[name], problem = F.col(name).cast(hive_type), f"not a {hive_type} in {name}: "
+        elif spark_type(hive_type) != StringType():
+            casts[name], problem = F.col(name).cast(spark_type(hive_type)), f"not a {hive_type} in {name}: "
         else:
             continue
         problems.append(F.when(F.col(name).isNotNull() & F.col(f"_typed_{name}").isNull(),
@@ -139,7 +225,8 @@ def typed(df: DataFrame, columns: list[tuple[str, str]], timestamp_column: str |
     # to_json has no generated code, and one such expression takes the whole projection (every
     # cast and check of every row) out of Spark's whole-stage code generation.
     raw_values = F.struct(*[F.col(n) for n, _ in columns], F.col(CORRUPT))
-    cast = df.select("*", *[c.alias(f"_typed_{name}") for name, c in casts.items()])
+    cast = df.select("*", *[c.alias(f"_typed_{name}") for name, c in casts.items()],
+                     *[c.alias(f"_problem_{name}") for name, c in nested.items()])
     return cast.select(*[F.col(f"_typed_{c}").alias(c) if c in casts else F.col(c)
                          for c in df.columns if c != CORRUPT],
                        reason.alias("_bad_reason"), F.when(reason.isNotNull(), raw_values).alias("_raw"))

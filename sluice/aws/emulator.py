@@ -80,9 +80,9 @@ class Emulator:
     def start(self) -> Emulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         # Each emulated service keeps its corrections to moto beside it (one module per service).
-        from sluice.aws import cloudwatch, dynamodb, events, glue_crawler, glue_jobs, sqs
+        from sluice.aws import cloudwatch, dynamodb, events, glue_catalog, glue_crawler, glue_jobs, sqs
 
-        for service in (cloudwatch, dynamodb, events, glue_crawler, glue_jobs, sqs):
+        for service in (cloudwatch, dynamodb, events, glue_catalog, glue_crawler, glue_jobs, sqs):
             service.correct_moto()
         _route_without_listing_moto()
         _untracked_models()

@@ -1,8 +1,10 @@
 """The Glue crawler, for real: what moto's StartCrawler does not do.
 
 Lists the crawler's S3 targets, groups objects into tables (TableLevelConfiguration 2: each
-top-level folder of the bucket is a table), infers each table's schema with pyarrow from a
-bounded sample of its files (CSV, JSON lines, Parquet; gzip), detects Hive partitions (k=v/),
+top-level folder of the bucket is a table, whatever its files' names), classifies each file by
+its content as Glue's built-in classifiers do (sluice.aws.glue_schema: Parquet, JSON, CSV; gzip
+and bzip2; the CSV header rule; nested types), combines their schemas, makes the folders below
+the table's its partitions (Hive `k=v` folders by their key, others partition_0, partition_1...),
 and creates or updates the tables and partitions in the emulated Data Catalog in the shape AWS
 Glue writes them, honouring the schema change policy, through the job's own catalog writer
 (sluice_glue.catalog). An unreadable file is skipped and reported, never fatal to the crawl.
@@ -86,52 +88,85 @@ def crawl(aws: Any, crawler_name: str, glue: Any = None, s3: Any = None) -> Craw
 
 def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, update_schema: bool,
                    report: CrawlReport) -> None:
+    """One table from the files of one top-level folder: classified by content, their schemas
+    combined (CombineCompatibleSchemas), partitioned by the folders below the table's."""
     bucket = entry["bucket"]
-    kinds = Counter(kind for kind in (glue_schema.classify(key)[0] for key, _, _ in entry["files"]) if kind)
-    if not kinds:
-        report.warnings.append(f"{folder}: no file of a known format")
-        return
-    kind = kinds.most_common(1)[0][0]
-    columns: dict[str, str] = {}
-    params: dict[str, str] = {}
-    compressed = False
-    partition_keys: list[str] = []
-    readable = 0
+    schemas: list[tuple[str, list[str], glue_schema.FileSchema]] = []
     for key, dirs, etag in entry["files"]:
-        file_kind, gz = glue_schema.classify(key)
-        if file_kind != kind:
-            report.warnings.append(f"s3://{bucket}/{key}: {file_kind} file in a {kind} table, not read")
-            continue
-        partition_keys = partition_keys or [k for k, _ in catalog.partition_values(dirs)]
-        inferred = glue_schema.inferred(s3, bucket, key, etag, kind, gz)
+        inferred = glue_schema.inferred(s3, bucket, key, etag)
         if isinstance(inferred, str):  # unreadable files are reported, the crawl goes on
             report.warnings.append(f"s3://{bucket}/{key}: unreadable ({inferred})")
             continue
-        file_columns, file_params = inferred
-        readable += 1
-        compressed = compressed or gz
-        params.update(file_params)
-        for name, hive_type in file_columns:
-            columns[name] = glue_schema.merge(columns[name], hive_type) if name in columns else hive_type
-    if not readable:
+        schemas.append((key, dirs, inferred))
+    kind = glue_schema.common_kind([s for _, _, s in schemas])
+    if kind is None:
         report.warnings.append(f"{folder}: no readable file; table not created")
         return
-    name = table_name(folder)
-    location = f"s3://{bucket}/{entry['prefix']}{folder}/"
-    table = catalog.table_input(
-        name, location, [(c, t) for c, t in columns.items() if c not in partition_keys], partition_keys, kind,
-        parameters={"compressionType": "gzip" if compressed else "none", "typeOfData": "file", **params},
-        serde_parameters={"field.delim": params["delimiter"]} if kind == "csv" else None)
+    for key, _, schema in schemas:
+        if schema.kind != kind:
+            report.warnings.append(f"s3://{bucket}/{key}: {schema.kind} file in a {kind} table, not read")
+    chosen = [(dirs, s) for _, dirs, s in schemas if s.kind == kind]
+    table = _table(folder, f"s3://{bucket}/{entry['prefix']}{folder}/", kind, chosen)
     # A crawler rewrites a table only when the schema it found differs, and only if its
     # SchemaChangePolicy lets it; new tables and partitions are added whatever the policy
     # (https://docs.aws.amazon.com/glue/latest/webapi/API_SchemaChangePolicy.html).
-    outcome = catalog.put_table(glue, database, table, update_if=lambda existing: update_schema and (
-        existing["StorageDescriptor"]["Columns"] != table["StorageDescriptor"]["Columns"]))
+    outcome = catalog.put_table(glue, database, table, merge=lambda existing: table if update_schema and (
+        _definition(existing) != _definition(table)) else None)
     report.tables_created += outcome == "created"
     report.tables_updated += outcome == "updated"
-    report.partitions_created += catalog.add_partitions(glue, database, table, {
-        tuple(v for _, v in catalog.partition_values(dirs)): f"{location}{'/'.join(dirs)}/"
-        for _, dirs, _ in entry["files"] if catalog.partition_values(dirs)})
+    keys = [k["Name"] for k in table["PartitionKeys"]]
+    location = table["StorageDescriptor"]["Location"]
+    partitions = {tuple(catalog.file_partition_values(keys, dirs)):
+                  location + "".join(f"{d}/" for d in dirs[:len(keys)]) for dirs, _ in chosen} if keys else {}
+    report.partitions_created += catalog.add_partitions(glue, database, table, partitions)
+
+
+def partition_keys(folders: list[list[str]]) -> list[str]:
+    """The partition keys of a table whose files lie in `folders` below its location: one per
+    level every file has (a file deeper than the others does not add levels), named by the Hive
+    key when every file's folder at that level is `<key>=...` with the same key, else
+    partition_<level> (sluice_glue.catalog.partition_values)."""
+    depth = min((len(dirs) for dirs in folders), default=0)
+    keys = []
+    for level in range(depth):
+        names = {catalog.partition_values(dirs)[level][0] for dirs in folders}
+        keys.append(names.pop() if len(names) == 1 else f"partition_{level}")
+    return keys
+
+
+def _table(folder: str, location: str, kind: str,
+           files: list[tuple[list[str], glue_schema.FileSchema]]) -> dict:
+    """The TableInput of one table from its files' schemas: columns widened over the files (in
+    key order), the CSV header when most of its files have one, gzip when its files are."""
+    keys = partition_keys([dirs for dirs, _ in files])
+    columns: dict[str, str] = {}
+    for _, schema in files:
+        for name, hive_type in schema.columns:
+            columns[name] = glue_schema.merge(columns[name], hive_type) if name in columns else hive_type
+    first = files[0][1]
+    parameters = dict(first.parameters)
+    if kind == "csv":
+        headers = sum(s.has_header for _, s in files)
+        parameters.pop("skip.header.line.count", None)
+        if headers * 2 >= len(files):
+            parameters["skip.header.line.count"] = "1"
+        if any(s.parameters.get("areColumnsQuoted") == "true" for _, s in files):
+            quoted = next(s for _, s in files if s.parameters.get("areColumnsQuoted") == "true")
+            parameters["areColumnsQuoted"] = "true"
+            first = quoted
+    codecs = [s.codec for _, s in files if s.codec]
+    parameters = {"compressionType": Counter(codecs).most_common(1)[0][0] if codecs else "none",
+                  "typeOfData": "file", **parameters}
+    return catalog.table_input(
+        table_name(folder), location, [(c, t) for c, t in columns.items() if c not in keys], keys, kind,
+        parameters=parameters, serde_parameters=first.serde_parameters or None, serde=first.serde)
+
+
+def _definition(table: dict) -> tuple:
+    descriptor = table["StorageDescriptor"]
+    return ([(c["Name"], c["Type"]) for c in descriptor["Columns"]],
+            [k["Name"] for k in table.get("PartitionKeys", [])], descriptor.get("SerdeInfo"),
+            table.get("Parameters"))
 
 
 # --- crawler state and the events AWS emits --------------------------------------------------

@@ -124,3 +124,15 @@ def test_discard_removes_a_failed_runs_unregistered_folders_by_prefix(aws):
     assert left == ["_quarantine/orders/run_id=r0/keep.json",
                     "orders/year=2026/day=25/run_id=r0/keep.parquet"]
     assert glue.get_partitions(DatabaseName=DB, TableName="orders")["Partitions"] == []
+
+
+@pytest.mark.spark
+def test_partition_locations_are_the_folders_spark_writes(spark, tmp_path):
+    # A value Spark escapes in a folder name (":" is %3A, ...) registered at another folder would
+    # make Athena return no rows for it, silently: the catalog's escaping is Spark's.
+    values = ["2026-01-01T10:00", "a/b c", "100% ?#*'\"=[]{}^\\", "é\tx", "", None, "plain-value_1.2"]
+    spark.createDataFrame([(v, i) for i, v in enumerate(values)], "at string, n int").write.partitionBy(
+        "at").parquet(str(tmp_path / "out"))
+    written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())
+    expected = sorted({catalog.partition_path(["at"], [v]).rstrip("/") for v in values})
+    assert written == expected

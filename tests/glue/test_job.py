@@ -102,7 +102,7 @@ def test_formats_quarantine_dedup_catalog_summary_and_ledger(pipeline, spark):
         "orders/bad.csv": bad.encode(),
         "api/orders.jsonl": api.encode()})
     assert summary["totals"] == {"rows_in": 28, "rows_out": 25, "rows_bad": 2, "rows_duplicate": 1,
-                                 "files": 4}
+                                 "files": 4, "returned": 0}
     assert sorted(set(_order_ids(aws, "orders/"))) == sorted(_order_ids(aws, "orders/"))
     assert len(_order_ids(aws, "orders/")) == 10 + 6 + 5 and len(_order_ids(aws, "api/")) == 4
     assert any("year=2026/month=11/day=25/run_id=run-1/" in k for k in _keys(aws, "orders/"))

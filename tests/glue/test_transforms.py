@@ -6,7 +6,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from sluice_glue import transforms
+from sluice_glue import raw_files, transforms
 
 pytestmark = pytest.mark.spark
 
@@ -123,10 +123,11 @@ def test_each_row_knows_its_file_and_each_files_values(spark, tmp_path):
     for n in range(3):
         (tmp_path / f"f{n}.csv").write_text(f"order_id\no-{n}\n")
         paths.append(str(tmp_path / f"f{n}.csv"))
-    table = {"StorageDescriptor": {"SerdeInfo": {"Parameters": {}}}}
-    raw = transforms.read_raw(spark, paths, table, [("order_id", "string")])
+    layout = raw_files.RawLayout("csv", (("order_id", "string"),), header=True)
+    routes = [raw_files.FileRoute(n, p, "spark") for n, p in enumerate(paths)]
     known = {f"file://{p}": n for n, p in enumerate(paths[:2])}  # the third file is not in the map
-    out = transforms.with_partition_values(transforms.with_file_index(raw, known), ["region"],
-                                           {0: {"region": "eu"}, 1: {}})
+    raw = raw_files.read(spark, layout, [("order_id", "string")], routes, {n: ["order_id"] for n in range(3)},
+                         lambda df: transforms.with_file_index(df, known))
+    out = transforms.with_partition_values(raw, ["region"], {0: {"region": "eu"}, 1: {}})
     rows = {r["order_id"]: (r["_file"], r["region"]) for r in out.collect()}
     assert rows == {"o-0": (0, "eu"), "o-1": (1, None), "o-2": (None, None)}  # no row is dropped

@@ -12,13 +12,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from sluice_glue import job, transforms
+from sluice_glue import job, raw_files, transforms
 from sluice_glue.datasets import DatasetSettings
 from sluice_glue.sizing import RunSize
 
 pytestmark = pytest.mark.spark
 COLUMNS = [("order_id", "string"), ("amount", "decimal(10,2)"), ("event_time", "timestamp")]
-TABLE = {"Parameters": {"classification": "csv"}, "StorageDescriptor": {"SerdeInfo": {"Parameters": {}}}}
+TABLE = {"Parameters": {"classification": "csv", "skip.header.line.count": "1"},
+         "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in COLUMNS],
+                               "SerdeInfo": {"Parameters": {}}}}
 
 
 def _write(spark, tmp_path: Path, name: str, size: RunSize):
@@ -29,9 +31,10 @@ def _write(spark, tmp_path: Path, name: str, size: RunSize):
         "o-2,2.25,2026-11-25T03:00:00Z\n"
         "o-3,x,2026-11-25T04:00:00Z\n"
     )
-    raw = transforms.with_file_index(
-        transforms.read_raw(spark, [str(source)], TABLE, COLUMNS), {f"file://{source}": 0}
-    )
+    layout = raw_files.layout(TABLE)
+    raw = raw_files.read(spark, layout, COLUMNS, [raw_files.FileRoute(0, str(source), "spark")],
+                         {0: [n for n, _ in COLUMNS]},
+                         lambda df: transforms.with_file_index(df, {f"file://{source}": 0}))
     cleared: list[list[str]] = []
     out = job.write_table(
         spark,

@@ -91,7 +91,14 @@ def test_each_corpus_entry_has_its_stated_outcome(runtime):
     for key, (body, _, _) in CORPUS.items():
         put(runtime, key, body)
     items = _settled(runtime)
-    mail = "\n".join(emails(runtime)[before:])
+    # A run's email follows its DONE marks (the job run's end, then EventBridge, then SNS).
+    named = [k for k, (_, outcome, _) in CORPUS.items() if outcome in ("processed", "quarantined")]
+
+    def every_file_emailed() -> str | None:
+        mail = "\n".join(emails(runtime)[before:])
+        return mail if all(k in mail for k in named) else None
+
+    mail = until(runtime, every_file_emailed, "every processed or quarantined file named in a run email")
     reasons = [json.loads(line)["reason"] for line in quarantined(runtime, "corpus")]
     for key, (_, outcome, detail) in CORPUS.items():
         item = items[key]

@@ -73,7 +73,7 @@ def test_a_csv_dataset_without_a_timestamp_column_is_done_by_the_defaults_that_f
     assert days <= {(d.year, d.month, d.day) for d in (before, after)}  # placed by the ingest time (UTC)
     report = _report(runtime, "clicks_feed")
     assert report.settings.timestamp_column is None and report.settings.dedup_keys == ()
-    assert report.settings.lookup_uri == "" and len(report.defaults) == 7  # every field a default
+    assert report.settings.lookup_uri == "" and len(report.defaults) == 8  # every field a default
     assert (report.files["DONE"], report.rows.rows_out, report.processed_table) == (
         1, 30, f"{runtime.stack.outputs['ProcessedDatabaseName']}.clicks_feed")
 
@@ -100,7 +100,7 @@ def test_a_json_lines_dataset_is_placed_by_its_own_timestamp_column(runtime):
     report = _report(runtime, "sensors_feed")
     assert (report.settings.timestamp_column, report.settings.output_format, report.settings.lookup_uri) == (
         "at", "json", "")
-    assert report.defaults == ["lookup_uri", "lookup_key"] and report.rows.rows_duplicate == 1
+    assert report.defaults == ["lookup_uri", "lookup_key", "csv_header"] and report.rows.rows_duplicate == 1
 
 
 def test_a_section_naming_a_missing_column_fails_its_table_alone(runtime):

@@ -67,10 +67,26 @@ def test_a_bad_file_is_refused_on_load(text, message):
     assert message in str(error.value)
 
 
+def test_csv_header_says_whether_csv_files_start_with_a_header():
+    from sluice_glue.datasets import csv_header
+
+    file = load("[datasets.people]\ncsv_header = 'present'\n")
+    assert (csv_header(file, "people"), csv_header(file, "orders")) == ("present", "auto")
+    with pytest.raises(SettingsError, match="csv_header 'yes' is not one of auto, present, absent"):
+        load("[datasets.people]\ncsv_header = 'yes'\n")
+
+
+def test_json_output_takes_only_codecs_athena_reads():
+    # "Use compression in Athena": DEFLATE "is relevant only for the Avro file format".
+    with pytest.raises(SettingsError, match="compression 'deflate' is not one of"):
+        load("[datasets.api]\noutput_format = 'json'\ncompression = 'deflate'\n")
+
+
 def test_every_field_is_accepted_with_its_type():
     file = load("[datasets.sensors]\ntimestamp_column = 'at'\npartition_granularity = 'hour'\n"
                 "dedup_keys = ['device', 'at']\nlookup_uri = 's3://ref/devices.parquet'\n"
-                "lookup_key = 'device'\noutput_format = 'json'\ncompression = 'gzip'\n")
+                "lookup_key = 'device'\noutput_format = 'json'\ncompression = 'gzip'\n"
+                "csv_header = 'present'\n")
     assert set(file.explicit("sensors")) == set(FIELDS)
     assert file.explicit("clicks") == {}
 
@@ -82,20 +98,22 @@ RESOLVED = [
      DatasetSettings(None, "day", (), "", "", "parquet", "snappy"), list(FIELDS)),
     ("sensors", SENSORS, "timestamp_column = 'at'\npartition_granularity = 'hour'\n",
      DatasetSettings("at", "hour", (), "", "", "parquet", "snappy"),
-     ["dedup_keys", "lookup_uri", "lookup_key", "output_format", "compression"]),
+     ["dedup_keys", "lookup_uri", "lookup_key", "output_format", "compression", "csv_header"]),
     ("orders", ORDERS, "timestamp_column = ''\ndedup_keys = []\n",  # explicitly off
      DatasetSettings(None, "day", (), LOCAL.lookup_uri, "country", "parquet", "snappy"),
-     ["partition_granularity", "lookup_uri", "lookup_key", "output_format", "compression"]),
+     ["partition_granularity", "lookup_uri", "lookup_key", "output_format", "compression", "csv_header"]),
     ("orders", ORDERS, "lookup_uri = ''\nlookup_key = ''\n",
      DatasetSettings("event_time", "day", ("order_id",), "", "", "parquet", "snappy"),
-     ["timestamp_column", "partition_granularity", "dedup_keys", "output_format", "compression"]),
+     ["timestamp_column", "partition_granularity", "dedup_keys", "output_format", "compression",
+      "csv_header"]),
     ("orders", ORDERS, "lookup_uri = 'reference/countries.csv'\nlookup_key = 'country'\n",  # artifacts key
      DatasetSettings("event_time", "day", ("order_id",), "s3://art/reference/countries.csv", "country",
                      "parquet", "snappy"),
-     ["timestamp_column", "partition_granularity", "dedup_keys", "output_format", "compression"]),
+     ["timestamp_column", "partition_granularity", "dedup_keys", "output_format", "compression",
+      "csv_header"]),
     ("sensors", SENSORS, "timestamp_column = 'AT'\ndedup_keys = ['Device', 'at']\n",  # Glue ignores case
      DatasetSettings("at", "day", ("device", "at"), "", "", "parquet", "snappy"),
-     ["partition_granularity", "lookup_uri", "lookup_key", "output_format", "compression"]),
+     ["partition_granularity", "lookup_uri", "lookup_key", "output_format", "compression", "csv_header"]),
     ("sensors", SENSORS, "output_format = 'json'\n",  # the default codec fits JSON too: kept
      DatasetSettings(None, "day", (), "", "", "json", "snappy"), [f for f in FIELDS if f != "output_format"]),
 ]

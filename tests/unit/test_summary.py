@@ -35,7 +35,7 @@ WRITTEN = {
          "rows_in": 0, "rows_out": 0, "rows_bad": 0, "rows_duplicate": 0, "note": EMPTY}],
     "output_partitions": [f"s3://processed/orders/year=2026/month=11/day=24/run_id={RUN}/"],
     "returned": [{"file": "s3://raw/uncrawled/b.csv", "reason": "no catalog table covers the file"}],
-    "totals": {"rows_in": 10, "rows_out": 7, "rows_bad": 2, "rows_duplicate": 1, "files": 2},
+    "totals": {"rows_in": 10, "rows_out": 7, "rows_bad": 2, "rows_duplicate": 1, "files": 2, "returned": 1},
     "bytes": 1234, "duration_s": 3.21, "quarantine": "s3://processed/_quarantine/",
 }
 
@@ -48,6 +48,7 @@ def test_the_json_shape_is_read_and_written_back_exactly():
     assert summary.files[1].note == EMPTY and summary.files[0].counts == RowCounts(10, 7, 2, 1)
     assert summary.returned == [ReturnedFile("s3://raw/uncrawled/b.csv", "no catalog table covers the file")]
     assert summary.totals == RowCounts(10, 7, 2, 1)
+    assert summary.outcome == "partly returned"
     assert RunSummary.from_json(summary.to_json()) == summary
 
 
@@ -62,7 +63,7 @@ def test_a_summary_from_an_older_job_still_loads():
     assert summary.files == [FileSummary("s3://raw/o/a.csv", "", "o", RowCounts(4, 3, 1, 0))]
     assert summary.returned == [] and summary.totals == RowCounts(4, 3, 1, 0)
     assert summary.to_dict()["totals"] == {"rows_in": 4, "rows_out": 3, "rows_bad": 1, "rows_duplicate": 0,
-                                           "files": 1}
+                                           "files": 1, "returned": 0}
 
 
 def test_row_counts_round_trip_and_read_a_ledger_item():

@@ -88,6 +88,22 @@ class RunSummary:
     def has_notes(self) -> bool:
         return any(f.note for f in self.files)
 
+    @property
+    def outcome(self) -> str:
+        """What the run did with its manifest: "processed" (every file), "partly returned" (some
+        files went back to the ledger), "returned" (every file went back: nothing was processed,
+        even though the job run itself SUCCEEDED), "fenced off" (the run did nothing: its record
+        was abandoned) or "empty".
+
+        >>> RunSummary("r", returned=[ReturnedFile("s3://raw/t/a.csv", "table t failed: ...")]).outcome
+        'returned'
+        """
+        if self.fenced_off:
+            return "fenced off"
+        if self.returned:
+            return "partly returned" if self.files else "returned"
+        return "processed" if self.files else "empty"
+
     def to_dict(self) -> dict[str, Any]:
         """The summary.json shape, keys in the order the job has always written them."""
         return {
@@ -97,7 +113,7 @@ class RunSummary:
             "output_partitions": list(self.output_partitions),
             "returned": [asdict(r) for r in self.returned],
             **({"not_held": [asdict(r) for r in self.not_held]} if self.not_held else {}),
-            "totals": {**self.totals.to_dict(), "files": len(self.files)},
+            "totals": {**self.totals.to_dict(), "files": len(self.files), "returned": len(self.returned)},
             "bytes": self.bytes, "duration_s": self.duration_s, "quarantine": self.quarantine,
         }
 
