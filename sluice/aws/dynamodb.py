@@ -68,37 +68,45 @@ def _index_queries_read_one_key() -> None:
 
         index = next((i for i in self.all_indexes() if i.name == index_name), None)
         order = _index_order(self, index) if index is not None else None
-        if (query.moto_only or order is None or filter_kwargs or len(hash_key_conditions or []) != 1
+        if (ANSWER_AS_MOTO.is_set() or order is None or filter_kwargs or len(hash_key_conditions or []) != 1
                 or (range_key_conditions and len(range_key_conditions) > 1)
                 or _native(hash_key_conditions[0][1]) is None):
             return moto()
         name, wanted = hash_key_conditions[0]
         wanted_native = _native(wanted)
-        keyed = [(_sort_key(item, order), item) for item in self.all_items()
-                 if isinstance(item, Item) and _native(item.attrs.get(name)) == wanted_native]
-        if any(key is None for key, _ in keyed):  # an attribute of a type we do not order: moto does
-            return moto()
+        keyed: list[tuple[tuple, Item]] = []
+        for item in self.all_items():
+            if isinstance(item, Item) and _native(item.attrs.get(name)) == wanted_native:
+                key = _sort_key(item, order)
+                if key is None:  # an attribute of a type we do not order: moto does
+                    return moto()
+                keyed.append((key, item))
         keyed.sort(key=lambda pair: pair[0])
         natives, items = [key for key, _ in keyed], [item for _, item in keyed]
         if exclusive_start_key:  # keep what comes after the start key in the scan's direction
-            start = tuple(_native(DynamoType(exclusive_start_key[a])) if a in exclusive_start_key else (0, "")
-                          for a in order)
+            start = tuple(_native(DynamoType(exclusive_start_key[a])) or (0, "") if a in exclusive_start_key
+                          else (0, "") for a in order)
             items = (items[bisect.bisect_right(natives, start):] if scan_index_forward is not False
                      else items[:bisect.bisect_left(natives, start)])
         if scan_index_forward is False:
             items.reverse()
         if range_comparison is None and limit:  # a page, and one more to say whether there is a next
             items = items[:limit + 1]
-        self.all_items = lambda: items  # this call only: moto's own filtering, paging and projection
-        self.sorted_items = lambda hash_attrs, range_attrs, found: found  # already in index order
+        # This call only: moto's own filtering, paging and projection over the items, already in
+        # the index's order (instance attributes shadow the methods, under the lock above).
+        setattr(self, "all_items", lambda: items)  # noqa: B010
+        setattr(self, "sorted_items", lambda hash_attrs, range_attrs, found: found)  # noqa: B010
         try:
             return moto(start_key=None, forward=True)
         finally:
             del self.all_items, self.sorted_items
 
     query.sluice_patched = True  # type: ignore[attr-defined]
-    query.moto_only = False  # type: ignore[attr-defined]  # tests compare both answers
     Table.query = query
+
+
+# Set: index queries take moto's own path (a test compares both answers).
+ANSWER_AS_MOTO = threading.Event()
 
 
 def _index_order(table: Any, index: Any) -> list[str] | None:

@@ -139,7 +139,7 @@ def test_a_topic_policy_conditioned_on_the_rule_lets_no_email_through(runtime):
     before = _failed_invocations(runtime)
     try:
         _crawler_failed(runtime)
-        eventually(lambda: _failed_invocations(runtime) > before)
+        eventually(runtime, lambda: _failed_invocations(runtime) > before)
     finally:
         del statement["Condition"]
     assert_named(runtime, "events.amazonaws.com", "sns:Publish", topic)
@@ -152,9 +152,9 @@ def test_an_event_the_function_fails_on_rests_in_its_dlq_and_its_alarm_fires(run
     alarm = runtime.stack.resources["StartJobDLQAlarm"]["AlarmName"]
     with action_taken_away(runtime, "StartJobRole", "StartEtlJob", "glue:StartJobRun"):
         put(runtime, "iam_dlq/f.csv", orders_csv(3))
-        eventually(lambda: _depth(runtime, dlq) > 0, timeout=90)
-    assert eventually(lambda: next(a["state"] for a in runtime.status()["alarms"] if a["name"] == alarm)
-                      == "ALARM", timeout=60)
+        eventually(runtime, lambda: _depth(runtime, dlq) > 0)
+    assert eventually(runtime, lambda: next(a["state"] for a in runtime.status()["alarms"]
+                                            if a["name"] == alarm) == "ALARM", "the DLQ's alarm in ALARM")
 
 
 def _depth(rt: Runtime, url: str) -> int:

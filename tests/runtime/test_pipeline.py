@@ -159,7 +159,7 @@ def test_upload_through_a_plain_boto3_client_is_processed(runtime):
 
 def test_every_finished_run_has_exactly_one_email(runtime):
     """What `make run` checks: no run without its email, none with two."""
-    status = eventually(lambda: (s := runtime.status())["emails_per_run"]["missing"] == [] and s, timeout=60)
+    status = eventually(runtime, lambda: (s := runtime.status())["emails_per_run"]["missing"] == [] and s)
     assert status["job_runs"]["finished"] > 0 and status["emails_per_run"]["duplicated"] == []
 
 
@@ -176,9 +176,9 @@ def test_a_dead_letter_makes_its_alarm_fire_and_clearing_it_returns_it_to_ok(run
                   "Bucket": runtime.stack.outputs["RawBucketName"], "RequestId": "r", "HostId": "h"}
     runtime.aws.client("sqs").send_message(QueueUrl=runtime.stack.outputs["IngestDLQUrl"],
                                            MessageBody=json.dumps(test_event))
-    eventually(lambda: state() == "ALARM", timeout=60)
+    eventually(runtime, lambda: state() == "ALARM")
     assert redrive(runtime.aws.client, runtime.aws.resource, runtime.stack.outputs)["messages"] == 1
-    eventually(lambda: state() == "OK", timeout=150)  # the next 60 s period without the message
+    eventually(runtime, lambda: state() == "OK")  # the next 60 s period without the message
     assert runtime.status()["queues"]["ingest_dlq"] == 0
 
 

@@ -48,7 +48,7 @@ def runtime(tmp_path_factory) -> Iterator[Runtime]:
         # [local] lookup adds a `region` column to tables with a `country` (countries.csv).
         put(rt, "orders_eu/source=web/part-0.csv", orders_csv(20))
         for dataset, files in (("orders", 3), ("sensors", 1), ("clicks", 1), ("orders_eu", 1)):
-            assert {i["state"] for i in wait(rt, dataset, files, timeout=300)} == {"DONE"}, dataset
+            assert {i["state"] for i in wait(rt, dataset, files)} == {"DONE"}, dataset
         yield rt
 
 
@@ -148,7 +148,7 @@ def test_each_lake_formation_grant_is_needed_by_a_call_and_every_call_is_granted
     # A run that fails after registering its partitions: StartJobFunction discards them.
     runtime.faults.arm("job-fails-after-write", 1)
     put(runtime, "lf_discard/part-0.csv", orders_csv(5))
-    assert {i["state"] for i in wait(runtime, "lf_discard", 1, timeout=300)} == {"DONE"}
+    assert {i["state"] for i in wait(runtime, "lf_discard", 1)} == {"DONE"}
     calls = [c for c in runtime.audit.calls() if c.allowed]
     assert any(c.principal == "StartJobRole" and c.action == "glue:BatchDeletePartition" for c in calls)
     lake_formation = {**local_parameters(), "LakeFormationMode": "LakeFormation"}

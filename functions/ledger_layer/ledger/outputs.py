@@ -15,6 +15,7 @@ run's own size, not by the table's history. A run without records wrote nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,8 +53,8 @@ class TableOutputs:
     @classmethod
     def from_json(cls, text: str | bytes) -> TableOutputs:
         data = json.loads(text)
-        return cls(data["table"], [PartitionOutput(list(p["values"]), p["folder"]) for p in data["partitions"]],
-                   data.get("quarantine", ""))
+        partitions = [PartitionOutput(list(p["values"]), p["folder"]) for p in data["partitions"]]
+        return cls(data["table"], partitions, data.get("quarantine", ""))
 
 
 def record_outputs(s3: Any, artifacts: str, run_id: str, outputs: TableOutputs) -> None:
@@ -78,11 +79,9 @@ def discard_recorded(s3: Any, glue: Any, artifacts: str, processed: str, databas
             delete_prefix(s3, processed, partition.folder)
         for start in range(0, len(table.partitions), PARTITIONS_PER_DELETE):
             batch = table.partitions[start:start + PARTITIONS_PER_DELETE]
-            try:
+            with contextlib.suppress(glue.exceptions.EntityNotFoundException):  # no table: nothing registered
                 glue.batch_delete_partition(DatabaseName=database, TableName=table.table,
                                             PartitionsToDelete=[{"Values": p.values} for p in batch])
-            except glue.exceptions.EntityNotFoundException:
-                pass  # the table itself was never created: nothing registered
         if table.quarantine:
             delete_prefix(s3, processed, table.quarantine)
         removed += len(table.partitions)
