@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from moto.sqs.models import sqs_backends
 
 from ledger import State, settle_ended_run
+from ledger.outputs import CatalogOutputs
 from ledger.s3 import read_summary
 from ledger.table import DynamoLedger
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
@@ -122,17 +122,18 @@ def restore(aws: Emulator, outputs: dict[str, str], folder: Path,
     return {"objects": objects, "ledger_items": len(items), "messages": messages}
 
 
-def settle_interrupted_runs(aws: Emulator, outputs: dict[str, str],
-                            discard: Callable[[str], object]) -> dict[str, int]:
+def settle_interrupted_runs(aws: Emulator, outputs: dict[str, str]) -> dict[str, int]:
     """Every run that still holds CLAIMED files was interrupted by the stop: settled as
-    StartJobFunction settles a STOPPED run (ledger.settle), except that no attempt is counted.
-    `discard(run_id)` removes what a run that had not committed wrote."""
+    StartJobFunction settles a STOPPED run (ledger.settle: a committed run finished, its
+    partitions registered; otherwise its output discarded), except that no attempt is counted."""
     ledger = DynamoLedger(aws.resource("dynamodb").Table(outputs["LedgerTableName"]))
     s3 = aws.client("s3")
+    runs = CatalogOutputs(aws.client("glue"), s3, outputs["ProcessedDatabaseName"],
+                          outputs["ProcessedBucketName"], outputs["ArtifactsBucketName"])
     settled = {"finished": 0, "released": 0}
     for run_id in sorted({item["run_id"] for item in ledger.by_state(State.CLAIMED)}):
         summary = read_summary(s3, outputs["ArtifactsBucketName"], run_id)
-        moved = settle_ended_run(ledger, run_id, summary, discard, attempt=None)
+        moved = settle_ended_run(ledger, run_id, summary, runs.discard, attempt=None, finish=runs.finish)
         settled["finished"] += moved.get(State.DONE, 0)
         settled["released"] += moved.get(State.PENDING, 0)
     return settled

@@ -161,7 +161,7 @@ class Runtime:
         if self.persist and (self.snapshot_dir / "ledger.json").exists():  # every queue exists by now
             # What the publish step put there is the deploy's, not data: this checkout's code runs.
             restored = persistence.restore(self.aws, stack.outputs, self.snapshot_dir, self._published())
-            settled = persistence.settle_interrupted_runs(self.aws, stack.outputs, self._discard_run)
+            settled = persistence.settle_interrupted_runs(self.aws, stack.outputs)
             self.timeline.emit("runtime", f"restored {restored} from {self.snapshot_dir}; "
                                           f"interrupted runs: {settled}")
         for thread in self.threads:
@@ -203,13 +203,6 @@ class Runtime:
         self.overruns.append((function, round(seconds, 1)))
         self.timeline.emit("error", f"{function}: invocation ran {seconds:.1f} s, past its timeout "
                                     "(on AWS, Lambda would have stopped it there)")
-
-    def _discard_run(self, run_id: str) -> int:
-        """What StartJobFunction does for a run that failed before its commit point."""
-        outputs = load_module(ROOT / "functions" / "start_job" / "outputs.py").CatalogOutputs(
-            self.aws.client("glue"), self.aws.client("s3"), self.stack.outputs["ProcessedDatabaseName"],
-            self.stack.outputs["ProcessedBucketName"])
-        return outputs.discard(run_id)
 
     def _published(self) -> dict[str, tuple[str, ...]]:
         """Bucket -> the key prefixes the deploy's publish step owns there."""

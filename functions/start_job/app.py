@@ -20,11 +20,11 @@ from botocore.config import Config
 from glue_job import GlueJob
 from manifests import S3Manifests
 from notifier import EventBridgeNotifier
-from outputs import CatalogOutputs
 from run_summary import Place
 from runs import Email, RunPlanner, RunSettings, StartedRun, TimeLeft
 
 from ledger.glue_crawler import GlueCrawler
+from ledger.outputs import CatalogOutputs
 from ledger.run_table import DynamoRunRecords
 from ledger.table import DynamoLedger
 
@@ -44,7 +44,7 @@ def _planner(table: str, bucket: str, job: str, crawler: str, database: str, pro
         runs=DynamoRunRecords(ledger_table),
         manifests=S3Manifests(s3, bucket),
         jobs=GlueJob(glue, job),
-        outputs=CatalogOutputs(glue, s3, database, processed),
+        outputs=CatalogOutputs(glue, s3, database, processed, bucket),
         crawler=GlueCrawler(glue, crawler),
         notifier=EventBridgeNotifier(boto3.client("events", config=RETRIES), s3, bucket, source,
                                      grace=settings.claim_grace),

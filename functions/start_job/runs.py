@@ -136,7 +136,8 @@ class Manifests(Protocol):
 
 
 class Outputs(Protocol):
-    def discard(self, run_id: str) -> int: ...
+    def discard(self, run_id: str, recorded: bool = True) -> int: ...
+    def finish(self, run_id: str) -> int: ...
 
 
 class Runs(Protocol):
@@ -326,6 +327,11 @@ class RunPlanner:
         summary = self.manifests.read_summary(run_id) if run_id else None
         return self._run_email(RunEnd(job_run_id, "SUCCEEDED"), run_id, summary)
 
+    def _discard(self, record: RunRecord | None) -> Callable[[str], int]:
+        """How a run's output is discarded: from its output records, or - a run without a run
+        record, started before records existed - the old, unbounded way."""
+        return lambda run_id: self.outputs.discard(run_id, recorded=record is not None)
+
     @staticmethod
     def _another_holds(record: RunRecord | None, job_run_id: str) -> bool:
         """Does the run's record name a job run other than this one? Then this one never began the
@@ -360,7 +366,8 @@ class RunPlanner:
         else:
             summary = self.manifests.read_summary(run_id)
             attempt = CountAttempt(self.settings.max_attempts, f"job run {job_run_id} {state}: {message}")
-            moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, attempt)
+            moved = settle_ended_run(self.ledger, run_id, summary, self._discard(record), attempt,
+                                     self.outputs.finish)
         summary = self.manifests.read_summary(run_id)
         email = self._run_email(RunEnd(job_run_id, state, message), run_id, summary,
                                 {s.value: n for s, n in moved.items()})
@@ -374,7 +381,8 @@ class RunPlanner:
         summary = self.manifests.read_summary(run_id) if run_id else None
         if run_id is None or summary is None:
             return self.run_ended_badly(job_run_id, "SUCCEEDED", "the run ended without its summary")[1]
-        moved = settle_ended_run(self.ledger, run_id, summary, self.outputs.discard, None)
+        moved = settle_ended_run(self.ledger, run_id, summary, self._discard(self.runs.get(run_id)), None,
+                                 self.outputs.finish)
         return self._run_email(RunEnd(job_run_id, "SUCCEEDED"), run_id, summary,
                                {s.value: n for s, n in moved.items()})
 

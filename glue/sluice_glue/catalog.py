@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from ledger import FileRef
+from ledger.catalog_partitions import DEFAULT_PARTITION_NAME
 from sluice_glue import hive_types
 
 
@@ -50,12 +51,6 @@ FORMATS = {
                              "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"),
 }
 OUTPUT_SERDES = {"json": HIVE_JSON_SERDE}  # what the job registers, where it differs from FORMATS
-# BatchCreatePartition takes at most 100 PartitionInputs a call
-# (https://docs.aws.amazon.com/glue/latest/webapi/API_BatchCreatePartition.html).
-PARTITIONS_PER_CALL = 100
-# Spark's and Hive's folder for a null or empty partition value, and the value Hive and Athena
-# read back as NULL (ExternalCatalogUtils.DEFAULT_PARTITION_NAME).
-DEFAULT_PARTITION_NAME = "__HIVE_DEFAULT_PARTITION__"
 # The characters Spark escapes as %XX in a partition folder's name (ExternalCatalogUtils.charToEscape,
 # Spark 3.5: the control characters, " # % ' * / : = ? \ DEL { [ ] ^); a test compares with the
 # folders Spark really writes (tests/glue/test_catalog_run.py).
@@ -182,40 +177,6 @@ def put_table(glue: Any, database: str, table: dict,
                        f"{PUT_ATTEMPTS} attempts")
 
 
-class PartitionError(RuntimeError):
-    """BatchCreatePartition refused partitions: it reports them in Errors and does not raise."""
-
-
-def add_partitions(glue: Any, database: str, table: dict, locations: Mapping[tuple[str | None, ...], str],
-                   expression: str | None = None) -> int:
-    """Add the partitions (values -> location) the table does not have yet, with the table's
-    storage descriptor; returns how many were new. `expression` (a GetPartitions Expression
-    that covers every one of `locations`) limits the listing of existing partitions to those.
-
-    BatchCreatePartition answers failures in its Errors list, per partition, without raising
-    (https://docs.aws.amazon.com/glue/latest/webapi/API_BatchCreatePartition.html): any but
-    AlreadyExistsException (a partition registered meanwhile, by a retried attempt) raises."""
-    name = table["Name"]
-    listing = {"Expression": expression} if expression else {}
-    existing = {tuple(p["Values"]) for page in glue.get_paginator("get_partitions").paginate(
-        DatabaseName=database, TableName=name, **listing) for p in page["Partitions"]}
-    descriptor = table["StorageDescriptor"]
-    stored = {tuple(DEFAULT_PARTITION_NAME if v is None else v for v in values): location
-              for values, location in locations.items()}  # a null value is Hive's default partition
-    new = [{"Values": list(values), "StorageDescriptor": {**descriptor, "Location": location}}
-           for values, location in sorted(stored.items()) if values not in existing]
-    for start in range(0, len(new), PARTITIONS_PER_CALL):
-        answer = glue.batch_create_partition(DatabaseName=database, TableName=name,
-                                             PartitionInputList=new[start:start + PARTITIONS_PER_CALL])
-        errors = [e for e in answer.get("Errors", [])
-                  if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"]
-        if errors:
-            raise PartitionError(f"{database}.{name}: " + "; ".join(
-                f"{e.get('PartitionValues')}: {e['ErrorDetail'].get('ErrorCode')} "
-                f"{e['ErrorDetail'].get('ErrorMessage', '')}".strip() for e in errors))
-    return len(new)
-
-
 def drop_run_partitions(glue: Any, database: str, table: str, run_id: str) -> int:
     """Delete the run's partitions of the table (found by a run_id Expression); returns how many."""
     try:
@@ -260,17 +221,13 @@ def widened(existing: dict, new: dict) -> dict | None:
     return None if _layout(existing) == _layout(merged) else merged
 
 
-def register(glue: Any, database: str, table: str, location: str, columns: list[tuple[str, str]],
-             partition_keys: list[str], partitions: list[list[str | None]], output_format: str,
-             run_id: str | None = None) -> int:
-    """Create the processed table, or widen it (`widened`; no archived version per run); add the
-    run's new partitions, each with this run's own columns and format, at the folders Spark wrote
-    (`partition_path`). Only this run's partitions are listed (`run_id`, the last partition key):
-    a table's other partitions only grow. Returns how many partitions were new."""
+def put_processed_table(glue: Any, database: str, table: str, location: str, columns: list[tuple[str, str]],
+                        partition_keys: list[str], output_format: str) -> None:
+    """Create the processed table, or widen it (`widened`; no archived version per run). Its
+    partitions are registered after the run's commit point, from the run's output records
+    (ledger.outputs.register_recorded), each with this storage descriptor at the folder Spark
+    wrote: until then no query reads a row of the run."""
     processed = table_input(table, location, columns, partition_keys, output_format,
                             serde=OUTPUT_SERDES.get(output_format))
     put_table(glue, database, processed, merge=lambda existing: widened(existing, processed),
               skip_archive=True)
-    return add_partitions(glue, database, processed, {
-        tuple(v or DEFAULT_PARTITION_NAME for v in values): location + partition_path(partition_keys, values)
-        for values in partitions}, expression=f"run_id = '{run_id}'" if run_id else None)

@@ -35,6 +35,7 @@ from ledger import (
     TableSummary,
     summary_key,
 )
+from ledger.outputs import PartitionOutput, TableOutputs, forget_outputs, record_outputs, register_recorded
 from ledger.run_table import DynamoRunRecords
 from ledger.s3 import delete_prefix
 from ledger.table import DynamoLedger
@@ -117,11 +118,17 @@ def run(spark: SparkSession, args: JobArguments, storage: Storage, log: RunLog |
         returned=returned, not_held=not_held, bytes=sum(ref.size for ref in held),
         duration_s=round(time.monotonic() - began, 2), quarantine=f"s3://{args.processed_bucket}/_quarantine/")
     # The summary is the run's commit point: once it exists the output is complete, so a run
-    # that dies after this line is finished from it (StartJobFunction marks the rest DONE), and
-    # one that dies before it has its output discarded and its files released.
+    # that dies after this line is finished from it (its partitions registered from its output
+    # records, the rest of its files marked DONE), and one that dies before it has its output
+    # discarded and its files released. No query sees the run's rows before this point: the
+    # partitions are registered only now.
     with log.phase("commit", files=len(summary.files)):
         s3.put_object(Bucket=args.artifacts_bucket, Key=summary_key(args.run_id),
                       Body=summary.to_json().encode(), ContentType="application/json")
+    with log.phase("register", partitions=len(summary.output_partitions)):
+        register_recorded(s3, glue, args.artifacts_bucket, args.processed_bucket, args.processed_database,
+                          args.run_id)
+    with log.phase("done_marks", files=len(summary.files)):
         _mark_done(args, summary.files)
     log.event("done", totals=summary.to_dict()["totals"], returned=len(returned),
               driver_ms=round(log.driver_ms), spark_ms=round(log.spark_ms))
@@ -135,10 +142,12 @@ def _give_back(ledger: DynamoLedger, args: JobArguments, refs: list[FileRef],
 
 
 def _discard_table(storage: Storage, glue: Any, args: JobArguments, name: str) -> None:
-    """What a failed table may have left: run folders written or published, partitions registered."""
+    """What a failed table may have left: run folders written or published (partitions are only
+    registered after the commit point), and its output record, so the run's registration leaves
+    the table out."""
     storage.discard_run(args.processed_bucket, f"{name}/", args.run_id)
     delete_prefix(storage.s3, args.processed_bucket, f"_quarantine/{name}/run_id={args.run_id}/")
-    catalog.drop_run_partitions(glue, args.processed_database, name, args.run_id)
+    forget_outputs(storage.s3, args.artifacts_bucket, args.run_id, name)
 
 
 def _mark_done(args: JobArguments, files: list[FileSummary]) -> None:
@@ -206,6 +215,10 @@ class TableOutput:
         return [run_dir(self.partition_by, values) for values in self.partitions]
 
 
+# What write_table calls just before any row is written: (partition keys, the partitions' values).
+BeforeWrite = Callable[[list[str], list[tuple[str | None, ...]]], None]
+
+
 def run_dir(partition_by: list[str], values: tuple[str | None, ...]) -> str:
     """The folder Spark writes a partition to, as Spark escapes it (catalog.partition_path)."""
     return catalog.partition_path(partition_by, values).rstrip("/")
@@ -248,24 +261,22 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
                 output_root: str, quarantine_root: str, ingest_time: datetime | None = None,
                 unreadable: dict[int, str] | None = None, broadcast: bool = True,
                 size: RunSize | None = None,
-                before_write: Callable[[list[str]], None] = lambda run_dirs: None) -> TableOutput:
+                before_write: BeforeWrite = lambda partition_by, partitions: None) -> TableOutput:
     """Type, dedup, enrich and write one table's rows; quarantine the rest. One shuffle.
 
     `size` (sizing.RunSize) sets the shuffle's width and the cache's codec, and sends a small
     run to the small-run path (small_write.py: one Spark job, written by pyarrow); without it,
-    every core and an uncompressed cache. `before_write(run_dirs)` runs just before the rows are
-    written, with the partition folders about to receive them (the S3 storage empties them: a
-    retried attempt of the run replaces its own output, where append would add to it).
+    every core and an uncompressed cache. `before_write(partition_by, partitions)` runs just
+    before any row is written, with the partitions about to receive them: the run's output
+    record is written then (ledger/outputs.py), and the small-run path's folders emptied (a
+    retried attempt of the run replaces its own output).
 
     The rows are distributed once, by output partition and dedup key over `size.tasks` tasks
     (see transforms.distributed), so a run whose rows fall on one day still uses every core,
     and each output partition gets at most one file per task. The typed rows are cached once,
     because three things read them: the counts, the table, the quarantine (it spills to disk
     when a run does not fit in memory). `unreadable`: files left out of `raw`, quarantined
-    whole with their reason. The table is written in append mode: with dynamic partition
-    overwrite the EMRFS S3-optimized committer is not used, and Spark stages the output and
-    renames it at commit ("Requirements for the EMRFS S3-optimized committer", Amazon EMR
-    release guide, https://docs.aws.amazon.com/emr/latest/ReleaseGuide/emr-spark-committer-reqs.html).
+    whole with their reason.
     """
     size = size or RunSize(0, spark.sparkContext.defaultParallelism, small=False, compress_cache=False)
     partition_by = [*partition_keys, *settings.date_parts, "run_id"]
@@ -293,7 +304,7 @@ def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, st
                                                 settings.date_parts)
         good = transforms.enriched(good, uris, lookup, settings.lookup_key, broadcast).drop(
             "_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
-        before_write([run_dir(partition_by, values) for values in sorted(partitions)])
+        before_write(partition_by, sorted(partitions))
         # Dynamic partition overwrite, not append: up to JobMaxConcurrentRuns runs write one table
         # root at once, and an append's FileOutputCommitter keeps every job's task output under the
         # root's shared `_temporary/0`, which the first job to commit deletes with the others' files
@@ -386,20 +397,27 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
     lookup, broadcast = _lookup(spark, settings, storage, [n for n, _ in columns] + partition_keys)
     quarantine_prefix = f"_quarantine/{name}/run_id={args.run_id}/"
     size = RunSize.of(input_bytes(refs), spark.sparkContext.defaultParallelism)
+
+    def before_write(partition_by: list[str], partitions: list[tuple[str | None, ...]]) -> None:
+        """What discarding or finishing the run must know, recorded before any row is written."""
+        record_outputs(storage.s3, args.artifacts_bucket, args.run_id, TableOutputs(name, [
+            PartitionOutput([catalog.DEFAULT_PARTITION_NAME if v is None else v for v in values],
+                            f"{name}/{run_dir(partition_by, values)}/") for values in partitions],
+            quarantine_prefix))
+        storage.clear(args.processed_bucket, f"{name}/", [run_dir(partition_by, v) for v in partitions])
+
     with log.phase("write", spark=True, table=name, tasks=size.tasks, small=size.small):
         out = write_table(spark, raw_rows, columns, partition_keys, settings, args.run_id, uris, lookup,
                           storage.output_root(args.processed_bucket, f"{name}/"),
                           storage.output_root(args.processed_bucket, quarantine_prefix), ingest_time,
-                          unreadable, broadcast, size,
-                          lambda dirs: storage.clear(args.processed_bucket, f"{name}/", dirs))
+                          unreadable, broadcast, size, before_write)
     run_dirs = out.run_dirs
     with log.phase("publish", table=name, partitions=len(run_dirs)):
         storage.publish(args.processed_bucket, f"{name}/", run_dirs)
         storage.publish(args.processed_bucket, quarantine_prefix, [""])
-    with log.phase("register", table=name, partitions=len(run_dirs)):
-        new_partitions = catalog.register(
-            glue, args.processed_database, name, f"s3://{args.processed_bucket}/{name}/", out.good_schema,
-            out.partition_by, [list(p) for p in out.partitions], settings.output_format, args.run_id)
+    with log.phase("table", table=name):  # its schema now; its partitions after the commit point
+        catalog.put_processed_table(glue, args.processed_database, name, f"s3://{args.processed_bucket}/{name}/",
+                                    out.good_schema, out.partition_by, settings.output_format)
     files = [FileSummary(ref.uri, ref.file_id, name, out.counts.get(i, RowCounts(0, 0, 0, 0)),
                          note=None if i in out.counts else unreadable.get(i, EMPTY_FILE))
              for i, ref in enumerate(refs)]
@@ -409,7 +427,7 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
               rows_bad=sum(c.rows_bad for c in out.counts.values()),
               rows_duplicate=sum(c.rows_duplicate for c in out.counts.values()))
     return TableWritten(
-        TableSummary(files=len(refs), partitions_written=len(run_dirs), partitions_new=new_partitions,
+        TableSummary(files=len(refs), partitions_written=len(run_dirs), partitions_new=len(run_dirs),
                      quarantine=f"s3://{args.processed_bucket}/{quarantine_prefix}"),
         files, [f"s3://{args.processed_bucket}/{name}/{d}/" for d in run_dirs])
 

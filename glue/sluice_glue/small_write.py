@@ -63,7 +63,7 @@ def write(
     broadcast: bool,
     partition_by: list[str],
     output_root: str,
-    before_write: Callable[[list[str]], None],
+    before_write: Callable[[list[str], list[tuple[str | None, ...]]], None],
 ) -> tuple[dict[int, RowCounts], set[tuple[str, ...]], StructType] | None:
     """Counts by manifest index, the partitions written and the written schema; None (nothing
     written) when a partition value is one Spark would escape."""
@@ -103,7 +103,7 @@ def write(
     data = table.filter(pa.array(good)).drop_columns([c for c in INTERNAL if c in table.column_names])
     written = StructType([f for f in enriched.schema.fields if f.name not in INTERNAL])
     codec, extension = CODECS[settings.compression]
-    before_write([run_dir(partition_by, values) for values in sorted(partitions)])
+    before_write(partition_by, sorted(partitions))
     values_of = (
         list(zip(*(data.column(c).to_pylist() for c in partition_by), strict=True)) if data.num_rows else []
     )

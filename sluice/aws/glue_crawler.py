@@ -27,6 +27,7 @@ from typing import Any
 
 from moto.glue.models import glue_backends
 
+from ledger.catalog_partitions import add_partitions
 from sluice.aws import glue_schema
 from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
 from sluice.aws.iam import Principal
@@ -118,7 +119,7 @@ def _catalog_table(glue: Any, s3: Any, database: str, folder: str, entry: dict, 
     location = table["StorageDescriptor"]["Location"]
     partitions = {tuple(catalog.file_partition_values(keys, dirs)):
                   location + "".join(f"{d}/" for d in dirs[:len(keys)]) for dirs, _ in chosen} if keys else {}
-    report.partitions_created += catalog.add_partitions(glue, database, table, partitions)
+    report.partitions_created += add_partitions(glue, database, table, partitions)
 
 
 def partition_keys(folders: list[list[str]]) -> list[str]:

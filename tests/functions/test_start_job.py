@@ -26,6 +26,7 @@ from ledger import (
     manifest_key,
     summary_key,
 )
+from ledger.outputs import PartitionOutput, TableOutputs, record_outputs
 from ledger.run_table import DynamoRunRecords
 from ledger.table import DynamoLedger
 from sluice.aws import glue_crawler as crawler
@@ -215,6 +216,10 @@ def test_a_failed_run_leaves_no_output_behind_and_other_runs_keep_theirs(start_j
             "Values": ["24", run_id], "StorageDescriptor": {"Location": location}})
         s3.put_object(Bucket=bucket, Key=f"orders/day=24/run_id={run_id}/part-0.parquet", Body=b"x")
         s3.put_object(Bucket=bucket, Key=f"_quarantine/orders/run_id={run_id}/part-0.json", Body=b"{}")
+    # what the job records before it writes a table (ledger/outputs.py)
+    failing = run["run_id"]
+    record_outputs(s3, env["ARTIFACTS_BUCKET"], failing, TableOutputs("orders", [PartitionOutput(
+        ["24", failing], f"orders/day=24/run_id={failing}/")], f"_quarantine/orders/run_id={failing}/"))
     _began(stack, run)
     failed = event("job-failed.json")
     failed["detail"]["jobRunId"] = run["job_run_id"]

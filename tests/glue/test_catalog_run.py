@@ -21,10 +21,13 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from ledger.catalog_partitions import PartitionError
 from sluice.aws.emulator import REGION
 from sluice_glue import catalog
+from tests.catalog_helpers import register
 
 DB, BUCKET = "processed_db", "processed-bucket"
+
 
 
 class Recording:
@@ -68,14 +71,14 @@ def aws(monkeypatch):
 
 
 def _register(glue: Any, run_id: str, days: list[str], columns=(("order_id", "string"),)) -> int:
-    return catalog.register(glue, DB, "orders", f"s3://{BUCKET}/orders/", list(columns), ["day", "run_id"],
+    return register(glue, DB, "orders", f"s3://{BUCKET}/orders/", list(columns), ["day", "run_id"],
                             [[d, run_id] for d in days], "parquet", run_id)
 
 
 def test_a_refused_partition_raises_with_its_values_and_error(aws):
     refused = {"PartitionValues": ["25", "r1"], "ErrorDetail": {"ErrorCode": "InvalidInputException",
                                                                "ErrorMessage": "bad location"}}
-    with pytest.raises(catalog.PartitionError, match=r"\['25', 'r1'\]: InvalidInputException bad location"):
+    with pytest.raises(PartitionError, match=r"\['25', 'r1'\]: InvalidInputException bad location"):
         _register(Recording(aws[0], [refused]), "r1", ["25"])
 
 
@@ -109,8 +112,9 @@ def test_hive_columns_are_the_real_types():
         ("where", "struct<lat:int>"), ("attrs", "map<string,int>")]
 
 
-def test_discard_removes_a_failed_runs_unregistered_folders_by_prefix(aws):
-    from outputs import CatalogOutputs
+def test_a_run_without_output_records_is_discarded_the_old_way(aws):
+    """Runs of a job older than output records (ledger/outputs.py): found by listing."""
+    from ledger.outputs import CatalogOutputs
 
     glue, s3 = aws
     keys = ["orders/year=2026/day=24/run_id=r1/a.parquet", "orders/year=2026/day=25/run_id=r1/b.parquet",
@@ -119,7 +123,7 @@ def test_discard_removes_a_failed_runs_unregistered_folders_by_prefix(aws):
     for key in keys:
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
     _register(glue, "r1", ["24"])  # one registered partition; the others never were
-    assert CatalogOutputs(glue, s3, DB, BUCKET).discard("r1") == 1
+    assert CatalogOutputs(glue, s3, DB, BUCKET, "artifacts").discard("r1", recorded=False) == 1
     left = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
     assert left == ["_quarantine/orders/run_id=r0/keep.json",
                     "orders/year=2026/day=25/run_id=r0/keep.parquet"]

@@ -116,3 +116,34 @@ def test_header_names_drop_a_bom():
     from sluice_glue.raw_files import header_names
 
     assert header_names("\ufeff" + HEADER, ",")[0] == "order_id"
+
+
+def test_no_query_sees_a_run_before_its_commit_point_and_a_run_that_dies_after_it_is_finished(
+        pipeline, spark, monkeypatch):
+    """Issue 19, finding 10: the run's partitions are registered after its summary, from its output
+    records; a job that dies in between leaves a committed run that finishing registers."""
+    from ledger.outputs import CatalogOutputs, recorded_outputs
+    from tests.glue.conftest import ARTIFACTS
+
+    aws, _, _ = pipeline
+    glue, s3 = aws.client("glue"), aws.client("s3")
+    seen = {}
+
+    def dies_at_registration(s3_client, glue_client, artifacts, processed, database, run_id):
+        summary = s3.list_objects_v2(Bucket=artifacts, Prefix=f"runs/{run_id}/summary.json")
+        seen["summary"] = summary["KeyCount"]
+        seen["partitions"] = glue.get_partitions(DatabaseName=database, TableName="orders")["Partitions"]
+        raise RuntimeError("the job died after its commit point")
+
+    monkeypatch.setattr(job, "register_recorded", dies_at_registration)
+    with pytest.raises(RuntimeError, match="after its commit point"):
+        _run(pipeline, spark, {"orders/a.csv": _csv(3).encode(), "orders/b.csv": _csv(2, start=5).encode()})
+    assert seen == {"summary": 1, "partitions": []}  # committed, and nothing queryable yet
+    [outputs] = recorded_outputs(s3, ARTIFACTS, "run-1")
+    assert outputs.table == "orders" and outputs.partitions  # what finishing will register
+    finish = CatalogOutputs(glue, s3, "processed_db", PROCESSED, ARTIFACTS).finish
+    assert finish("run-1") == len(outputs.partitions) and finish("run-1") == 0
+    registered = {p["StorageDescriptor"]["Location"] for p in
+                  glue.get_partitions(DatabaseName="processed_db", TableName="orders")["Partitions"]}
+    assert registered == {f"s3://{PROCESSED}/{p.folder}" for p in outputs.partitions}
+    assert all(_keys(aws, p.folder) for p in outputs.partitions)  # each at a folder the job wrote

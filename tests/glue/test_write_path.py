@@ -48,7 +48,8 @@ def _write(spark, tmp_path: Path, name: str, size: RunSize):
         str(tmp_path / name),
         str(tmp_path / f"{name}-q"),
         size=size,
-        before_write=cleared.append,
+        before_write=lambda partition_by, partitions: cleared.append(
+            [job.run_dir(partition_by, values) for values in partitions]),
     )
     return out, cleared
 
@@ -69,7 +70,7 @@ def test_the_small_run_path_writes_what_the_large_path_writes(spark, tmp_path):
         large.partitions,
         large.good_schema,
     )
-    assert small_cleared == large_cleared == [small.run_dirs]  # the run's folders, emptied before the write
+    assert small_cleared == large_cleared == [small.run_dirs]  # the run's partitions, told before the write
     assert _rows(tmp_path / "small") == _rows(tmp_path / "large")
     assert sorted(p.name for p in (tmp_path / "small-q").glob("*.json")) != []  # "x" is not a decimal
     written = next((tmp_path / "small").rglob("*.parquet"))

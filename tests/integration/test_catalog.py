@@ -11,12 +11,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from ledger.catalog_partitions import add_partitions
 from sluice.aws import glue_catalog, glue_crawler, glue_schema
 from sluice.aws.emulator import REGION
 from sluice_glue import catalog
+from tests.catalog_helpers import register
 
 DB = "processed_db"
 PARQUET = catalog.FORMATS["parquet"]
+
 
 
 @pytest.fixture
@@ -74,7 +77,7 @@ def test_partition_paths_are_escaped_as_spark_names_folders(values, path):
 
 def test_register_creates_the_table_and_its_partitions(glue):
     columns = [("order_id", "string"), ("amount", "double")]
-    new = catalog.register(glue, DB, "orders", "s3://out/orders/", columns, ["year", "run_id"],
+    new = register(glue, DB, "orders", "s3://out/orders/", columns, ["year", "run_id"],
                            [["2026", "r1"], ["2025", "r1"]], "parquet")
     assert new == 2
     table = glue.get_table(DatabaseName=DB, Name="orders")["Table"]
@@ -91,9 +94,9 @@ def test_register_creates_the_table_and_its_partitions(glue):
 
 
 def test_register_again_updates_the_schema_and_adds_only_new_partitions(glue):
-    catalog.register(glue, DB, "orders", "s3://out/orders/", [("order_id", "string")], ["run_id"],
+    register(glue, DB, "orders", "s3://out/orders/", [("order_id", "string")], ["run_id"],
                      [["r1"]], "parquet")
-    new = catalog.register(glue, DB, "orders", "s3://out/orders/", [("order_id", "string"),
+    new = register(glue, DB, "orders", "s3://out/orders/", [("order_id", "string"),
                                                                       ("note", "string")],
                            ["run_id"], [["r1"], ["r2"]], "parquet")
     assert new == 1
@@ -104,14 +107,14 @@ def test_register_again_updates_the_schema_and_adds_only_new_partitions(glue):
 
 def test_json_output_is_a_hive_json_serde_table(glue):
     # Athena recommends the Hive JSON SerDe: the OpenX SerDe's results may be non-deterministic.
-    catalog.register(glue, DB, "api", "s3://out/api/", [("id", "bigint")], ["run_id"], [["r1"]], "json")
+    register(glue, DB, "api", "s3://out/api/", [("id", "bigint")], ["run_id"], [["r1"]], "json")
     descriptor = glue.get_table(DatabaseName=DB, Name="api")["Table"]["StorageDescriptor"]
     assert descriptor["SerdeInfo"]["SerializationLibrary"] == "org.apache.hive.hcatalog.data.JsonSerDe"
     assert descriptor["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
 
 
 def test_a_partition_is_registered_at_the_folder_spark_wrote(glue):
-    catalog.register(glue, DB, "t", "s3://out/t/", [("id", "bigint")], ["at", "run_id"],
+    register(glue, DB, "t", "s3://out/t/", [("id", "bigint")], ["at", "run_id"],
                      [["2026-01-01T10:00", "r1"], [None, "r1"]], "parquet")
     assert _partitions(glue, "t") == {
         ("2026-01-01T10:00", "r1"): "s3://out/t/at=2026-01-01T10%3A00/run_id=r1/",
@@ -164,14 +167,14 @@ class _Racing:
 
 def test_concurrent_runs_widen_the_table_and_lose_no_column(glue):
     base = [("order_id", "string")]
-    catalog.register(glue, DB, "orders", "s3://out/orders/", base, ["run_id"], [["r0"]], "parquet")
+    register(glue, DB, "orders", "s3://out/orders/", base, ["run_id"], [["r0"]], "parquet")
 
     def other(n: int) -> dict:
         return catalog.table_input("orders", "s3://out/orders/", [*base, (f"from_other_{n}", "bigint")],
                                    ["run_id"], "parquet", serde=None)
 
     racing = _Racing(glue, other)
-    catalog.register(racing, DB, "orders", "s3://out/orders/", [*base, ("amount", "double")], ["run_id"],
+    register(racing, DB, "orders", "s3://out/orders/", [*base, ("amount", "double")], ["run_id"],
                      [["r1"]], "parquet")
     table = glue.get_table(DatabaseName=DB, Name="orders")["Table"]
     columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
@@ -206,20 +209,20 @@ def test_a_create_that_loses_the_race_merges_into_the_winner(glue):
         def __getattr__(self, name):
             return getattr(glue, name)
 
-    catalog.register(Late(), DB, "t", "s3://out/t/", [("b", "string")], ["run_id"], [["r1"]], "parquet")
+    register(Late(), DB, "t", "s3://out/t/", [("b", "string")], ["run_id"], [["r1"]], "parquet")
     columns = glue.get_table(DatabaseName=DB, Name="t")["Table"]["StorageDescriptor"]["Columns"]
     assert [c["Name"] for c in columns] == ["a", "b"]
 
 
 def test_a_processed_table_only_widens(glue):
-    catalog.register(glue, DB, "t", "s3://out/t/", [("a", "bigint"), ("b", "int")], ["run_id"], [["r1"]],
+    register(glue, DB, "t", "s3://out/t/", [("a", "bigint"), ("b", "int")], ["run_id"], [["r1"]],
                      "parquet")
-    catalog.register(glue, DB, "t", "s3://out/t/", [("b", "double"), ("c", "string")], ["run_id"], [["r2"]],
+    register(glue, DB, "t", "s3://out/t/", [("b", "double"), ("c", "string")], ["run_id"], [["r2"]],
                      "parquet")
     columns = glue.get_table(DatabaseName=DB, Name="t")["Table"]["StorageDescriptor"]["Columns"]
     assert [(c["Name"], c["Type"]) for c in columns] == [("a", "bigint"), ("b", "double"), ("c", "string")]
     with pytest.raises(catalog.SchemaConflict, match="partitioned by run_id; this run writes day, run_id"):
-        catalog.register(glue, DB, "t", "s3://out/t/", [("a", "bigint")], ["day", "run_id"], [["1", "r3"]],
+        register(glue, DB, "t", "s3://out/t/", [("a", "bigint")], ["day", "run_id"], [["1", "r3"]],
                          "parquet")
 
 
@@ -227,8 +230,8 @@ def test_add_partitions_past_one_batch(glue):
     table = catalog.table_input("t", "s3://b/t/", [("a", "bigint")], ["n"], "parquet")
     catalog.put_table(glue, DB, table)
     locations = {(str(n),): f"s3://b/t/n={n}/" for n in range(250)}  # three BatchCreatePartition calls
-    assert catalog.add_partitions(glue, DB, table, locations) == 250
-    assert catalog.add_partitions(glue, DB, table, {**locations, ("250",): "s3://b/t/n=250/"}) == 1
+    assert add_partitions(glue, DB, table, locations) == 250
+    assert add_partitions(glue, DB, table, {**locations, ("250",): "s3://b/t/n=250/"}) == 1
     assert len(_partitions(glue, "t")) == 251
 
 

@@ -3,7 +3,7 @@ processed tables - one Parquet with nested columns, one gzip JSON - are queried 
 raw data, the quarantine and other roles' results are refused by name; partitions are pruned by
 their keys before a file is read; the workgroup's settings hold; in Lake Formation mode the data
 is read with Lake Formation's credentials. The tables are registered by the job's own catalog
-writer (sluice_glue.catalog), as the job registers them."""
+writer (sluice_glue.catalog, ledger.catalog_partitions), as the job registers them."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sluice.aws.iam import Audit, evaluate
 from sluice.aws.iam_hook import Enforcer, client_as
 from sluice.query import QuerySetup, csv_text, json_text, run_query
 from sluice.stack.deploy import deploy, local_parameters
-from sluice_glue.catalog import register
+from tests.catalog_helpers import register
 
 ORDERS = pa.table({"order_id": ["o-1", "o-2", "o-3"],
                    "item": [{"sku": "a", "tags": ["x", "y"]}, {"sku": "b", "tags": []}, None],

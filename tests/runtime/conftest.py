@@ -21,8 +21,9 @@ from sluice.timeline import Timeline
 
 # A test waits for crawl pacing and message redelivery like a user does, only on a shorter clock:
 # crawls at most every 2 s while files are in flight, and a message a busy crawler turned away comes
-# back after 4 s (both within what the template and Lambda accept: visibility >= function timeout).
-PACED = {"CrawlIntervalSeconds": "2", "IngestVisibilityTimeoutSeconds": "4"}
+# back after 4 s (both within what the template and Lambda accept: visibility >= function timeout,
+# here 3 s, which is also StartJobFunction's claim grace).
+PACED = {"CrawlIntervalSeconds": "2", "IngestVisibilityTimeoutSeconds": "4", "FunctionTimeoutSeconds": "3"}
 # The fault modules' clock: also 4 receives before the DLQ and a sweep of files pending 3 s.
 FAULT_CLOCK = {**PACED, "IngestMaxReceiveCount": "4", "SweepAfterSeconds": "3"}
 

@@ -224,9 +224,14 @@ class FakeNotifier:
 class FakeOutputs:
     def __init__(self) -> None:
         self.discarded: list[str] = []
+        self.finished: list[str] = []
 
-    def discard(self, run_id):
+    def discard(self, run_id, recorded=True):
         self.discarded.append(run_id)
+        return 1
+
+    def finish(self, run_id):
+        self.finished.append(run_id)
         return 1
 
 

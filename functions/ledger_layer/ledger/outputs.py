@@ -1,8 +1,15 @@
 """A run's output record: what the job is about to write for one table, written to the artifacts
-bucket before the table's rows are (runs/<run_id>/outputs/<table>.json). Discarding a run that
-failed before its commit point reads these records and removes exactly what they name - its
-partition folders, their catalog entries, its quarantine folder - so the work is bounded by the
-run's own size, not by the table's history. A run without records wrote nothing.
+bucket before the table's rows are (runs/<run_id>/outputs/<table>.json). Both ends of a run read
+them, so each costs what the run wrote, never what the table holds:
+
+- a run that failed before its commit point is discarded by removing exactly what they name: its
+  partition folders (and any catalog entry), its quarantine folder;
+- a run past its commit point has its partitions registered from them - by the job right after
+  its summary, or by whoever finishes the run if the job died before it did. Until then no query
+  sees a row of the run.
+
+A run without records wrote nothing. A table that fails inside a run has its record removed with
+its output, so the run's other tables are registered and its own are not.
 
     >>> out = TableOutputs("orders", [PartitionOutput(["2026", "11", "25", "run-1"],
     ...                                               "orders/year=2026/month=11/day=25/run_id=run-1/")],
@@ -20,7 +27,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.s3 import delete_prefix
+from ledger.catalog_partitions import add_partitions
+from ledger.s3 import delete_prefix, discard_run_folders
 
 # BatchDeletePartition takes at most 25 partitions a call (Glue API reference).
 PARTITIONS_PER_DELETE = 25
@@ -86,3 +94,67 @@ def discard_recorded(s3: Any, glue: Any, artifacts: str, processed: str, databas
             delete_prefix(s3, processed, table.quarantine)
         removed += len(table.partitions)
     return removed
+
+
+def forget_outputs(s3: Any, artifacts: str, run_id: str, table: str) -> None:
+    """A table that failed inside the run: its output is gone, so its record goes too."""
+    s3.delete_object(Bucket=artifacts, Key=outputs_key(run_id, table))
+
+
+def register_recorded(s3: Any, glue: Any, artifacts: str, processed: str, database: str, run_id: str) -> int:
+    """Register the run's recorded partitions, each with its table's storage descriptor as the
+    catalog holds it (the job has just put the table, with this run's columns and format), at
+    the recorded folder. Idempotent: a partition already there is kept. Returns how many were new."""
+    new = 0
+    for outputs in recorded_outputs(s3, artifacts, run_id):
+        table = glue.get_table(DatabaseName=database, Name=outputs.table)["Table"]
+        new += add_partitions(glue, database, table, {
+            tuple(p.values): f"s3://{processed}/{p.folder}" for p in outputs.partitions},
+            expression=f"run_id = '{run_id}'")
+    return new
+
+
+class CatalogOutputs:
+    """A run's output in the processed bucket and the catalog, for StartJobFunction and the local
+    runtime: discard a run that failed before its commit point, finish one that got past it."""
+
+    def __init__(self, glue: Any, s3: Any, database: str, processed: str, artifacts: str) -> None:
+        self.glue = glue
+        self.s3 = s3
+        self.database = database
+        self.processed = processed
+        self.artifacts = artifacts
+
+    def discard(self, run_id: str, recorded: bool = True) -> int:
+        """Remove what the run wrote; returns the partitions removed. `recorded` False: a run of a
+        job older than output records, found the old way (discard_unrecorded)."""
+        if recorded:
+            return discard_recorded(self.s3, self.glue, self.artifacts, self.processed, self.database, run_id)
+        return self.discard_unrecorded(run_id)
+
+    def finish(self, run_id: str) -> int:
+        """Register a committed run's partitions (the job may have died before it did)."""
+        return register_recorded(self.s3, self.glue, self.artifacts, self.processed, self.database, run_id)
+
+    def discard_unrecorded(self, run_id: str) -> int:
+        """For a run without output records (its job predates them): its registered partitions
+        by a catalog expression on every table, and any `run_id=<run>/` folder by walking the
+        bucket's folders. Unbounded: it grows with the tables' history."""
+        removed = 0
+        tables = self.glue.get_paginator("get_tables").paginate(DatabaseName=self.database)
+        for table in (t for page in tables for t in page["TableList"]):
+            pages = self.glue.get_paginator("get_partitions").paginate(
+                DatabaseName=self.database, TableName=table["Name"], Expression=f"run_id = '{run_id}'")
+            partitions = [p for page in pages for p in page["Partitions"]]
+            for partition in partitions:
+                location = partition["StorageDescriptor"]["Location"]
+                delete_prefix(self.s3, self.processed, location.removeprefix(f"s3://{self.processed}/"))
+            for start in range(0, len(partitions), PARTITIONS_PER_DELETE):
+                self.glue.batch_delete_partition(
+                    DatabaseName=self.database, TableName=table["Name"],
+                    PartitionsToDelete=[{"Values": p["Values"]}
+                                        for p in partitions[start:start + PARTITIONS_PER_DELETE]])
+            delete_prefix(self.s3, self.processed, f"_quarantine/{table['Name']}/run_id={run_id}/")
+            removed += len(partitions)
+        discard_run_folders(self.s3, self.processed, "", run_id)  # written, perhaps never registered
+        return removed

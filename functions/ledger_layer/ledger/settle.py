@@ -35,11 +35,14 @@ class CountAttempt:
 
 
 def settle_ended_run(ledger: SettlingLedger, run_id: str, summary: RunSummary | None,
-                     discard: Callable[[str], object], attempt: CountAttempt | None) -> dict[State, int]:
+                     discard: Callable[[str], object], attempt: CountAttempt | None,
+                     finish: Callable[[str], object] = lambda run_id: None) -> dict[State, int]:
     """Returns how many of the run's files went to each state. `discard(run_id)` removes what
-    the run wrote (its partitions, objects and quarantine); `attempt` None leaves attempts as
-    they were. (A summary entry without a file id comes from a job older than this rule.)"""
+    the run wrote (its partitions, objects and quarantine); `finish(run_id)` registers a
+    committed run's partitions (ledger.outputs); `attempt` None leaves attempts as they were.
+    (A summary entry without a file id comes from a job older than this rule.)"""
     if summary is not None:
+        finish(run_id)  # before the files are DONE: a DONE file's rows are queryable
         return {State.DONE: sum(ledger.mark_done(run_id, f.file_id, f.counts)
                                 for f in summary.files if f.file_id)}
     discard(run_id)
