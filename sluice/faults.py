@@ -43,7 +43,8 @@ FAULTS = {
                  "`arm(..., message=...)` sets the error)",
     "job-fails-after-write": "the Glue job fails after writing and registering output, before its "
                              "commit point",
-    "job-timeout-after-commit": "the Glue job times out after its commit point, before marking files DONE",
+    "job-timeout-after-commit": "the Glue job times out after its commit point, before registering its "
+                                "partitions and marking its files DONE",
 }
 
 # operation -> (fault, error code, HTTP status)
@@ -156,10 +157,12 @@ class Faults:
         summary = operation == "s3.PutObject" and request.url.endswith("/summary.json")
         if summary and self.take("job-fails-after-write"):
             return _error(request.url, "AccessDenied", 403, xml=True)
-        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
-        marking_done = operation == "dynamodb.UpdateItem" and '"DONE"' in body
-        if marking_done and self.take("job-timeout-after-commit"):
-            raise InjectedTimeout("job run timed out (injected) while marking files DONE")
+        # Right after its summary the job lists its output records to register its partitions:
+        # the run is committed, nothing of it is registered or DONE yet.
+        registering = operation == "s3.ListObjectsV2" and "outputs" in request.url
+        if registering and self.take("job-timeout-after-commit"):
+            raise InjectedTimeout("job run timed out (injected) after its commit point, before its "
+                                  "partitions were registered and its files marked DONE")
         return None
 
 

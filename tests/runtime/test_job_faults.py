@@ -20,6 +20,7 @@ from tests.runtime.conftest import (
     eventually,
     ledger_items,
     orders_csv,
+    processed_keys,
     put,
     put_orders,
     started_runtime,
@@ -68,9 +69,16 @@ def test_job_times_out_after_its_commit_point(runtime):
     expected = put_orders(runtime, "fault_timeout", 2)
     assert "TIMEOUT" in wait_for_email(runtime, "TIMEOUT", before)
     items = wait(runtime, "fault_timeout", 2)
-    # the output was complete: finished from the run summary, not run again
+    # the output was complete: finished from the run summary, not run again, and its partitions
+    # registered by StartJobFunction from the run's output records (the job died before it did)
     assert {(i["state"], int(i.get("attempts", 0))) for i in items} == {("DONE", 0)}
     assert_each_row_once(runtime, "fault_timeout", expected)
+    glue, database = runtime.aws.client("glue"), runtime.stack.outputs["ProcessedDatabaseName"]
+    partitions = glue.get_partitions(DatabaseName=database, TableName="fault_timeout")["Partitions"]
+    assert {p["Values"][-1] for p in partitions} == {i["run_id"] for i in items}
+    bucket = runtime.stack.outputs["ProcessedBucketName"]
+    assert {k.rsplit("/", 1)[0] + "/" for k in processed_keys(runtime, "fault_timeout")} == {
+        p["StorageDescriptor"]["Location"].removeprefix(f"s3://{bucket}/") for p in partitions}
     assert "fault_timeout/part-0.csv" in wait_for_email(runtime, "fault_timeout/part-0.csv", before)
 
 

@@ -145,12 +145,17 @@ def test_each_lake_formation_grant_is_needed_by_a_call_and_every_call_is_granted
     queried = {t["Name"] for t in _tables(runtime, setup.database)}
     for table in queried:  # the analyst reads each table (SELECT), whichever tests ran before
         assert run_query(setup, f'SELECT count(*) FROM "{table}"').state == "SUCCEEDED"
-    # A run that fails after registering its partitions: StartJobFunction discards them.
+    # A run that fails after writing its output: StartJobFunction discards it. One that dies after
+    # its commit point: StartJobFunction finishes it (registers its partitions).
     runtime.faults.arm("job-fails-after-write", 1)
     put(runtime, "lf_discard/part-0.csv", orders_csv(5))
     assert {i["state"] for i in wait(runtime, "lf_discard", 1)} == {"DONE"}
+    runtime.faults.arm("job-timeout-after-commit", 1)
+    put(runtime, "lf_finish/part-0.csv", orders_csv(5, start=100))
+    assert {i["state"] for i in wait(runtime, "lf_finish", 1)} == {"DONE"}
     calls = [c for c in runtime.audit.calls() if c.allowed]
-    assert any(c.principal == "StartJobRole" and c.action == "glue:BatchDeletePartition" for c in calls)
+    made = {c.action for c in calls if c.principal == "StartJobRole"}
+    assert {"glue:BatchDeletePartition", "glue:BatchCreatePartition", "glue:GetTable"} <= made
     lake_formation = {**local_parameters(), "LakeFormationMode": "LakeFormation"}
     grants = LakeFormationGrants.of(SamApp.load(), lake_formation)
     assert sorted(grants.registered) == sorted(grants.locations.values())
