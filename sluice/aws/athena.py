@@ -38,6 +38,7 @@ import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from sluice.aws import iam_requests
+from sluice.aws.account import ACCOUNT_ID, REGION
 from sluice.aws.athena_tables import (
     QueryError,
     S3Scan,
@@ -49,7 +50,6 @@ from sluice.aws.athena_tables import (
     referenced_tables,
     table_dataset,
 )
-from sluice.aws.emulator import ACCOUNT_ID, REGION
 from sluice.aws.iam import Policy, Principal
 from sluice.aws.iam_hook import Enforcer, denial_message
 

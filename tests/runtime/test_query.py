@@ -20,11 +20,12 @@ from collections.abc import Iterator
 import pyarrow.parquet as pq
 import pytest
 
+from sluice import ROOT
 from sluice.query import QuerySetup, main, run_query
 from sluice.runtime import Runtime
-from sluice.stack.deploy import local_parameters
 from sluice.stack.lakeformation import LakeFormationGrants, Need, needs_of
-from sluice.stack.template import ROOT, SamApp
+from sluice.stack.resolve import local_parameters
+from sluice.stack.template import SamApp
 from tests.runtime.conftest import orders_csv, put, started_runtime, wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
