@@ -152,13 +152,13 @@ def render_table(answer: QueryAnswer, console: Any, title: str | None = None) ->
 
 
 def csv_text(answer: QueryAnswer) -> str:
-    from sluice.aws.athena import csv_text as athena_csv
+    from sluice.aws.athena_results import csv_text as athena_csv
 
     return athena_csv(answer.rows())
 
 
 def json_text(answer: QueryAnswer) -> str:
-    from sluice.aws.athena_tables import json_value
+    from sluice.aws.athena_results import json_value
 
     rows = answer.table.to_pylist() if answer.table is not None else []
     return json.dumps([{k: json_value(v) for k, v in row.items()} for row in rows], ensure_ascii=False)

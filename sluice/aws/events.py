@@ -43,6 +43,7 @@ from sluice.aws import iam_hook
 from sluice.aws.account import ACCOUNT_ID, REGION
 from sluice.aws.awslambda import FakeContext, record_error
 from sluice.aws.emulator import Emulator
+from sluice.aws.events_input import Undeliverable, transformed
 from sluice.aws.moto_patch import replace
 from sluice.aws.sqs import drain
 from sluice.timeline import Timeline, describe_result
@@ -225,10 +226,6 @@ def correct_moto() -> None:
     _transform_input_as_aws_does()
 
 
-class _Undeliverable(str):
-    """An input transformer's output that is not valid JSON: no target can be given it."""
-
-
 def _deliver_transformed_strings() -> None:
     """moto 5.2.5 bug: an input transformer that yields a string (a readable message, as the
     template's notification rule does) crashes delivery to SQS whenever the text contains the
@@ -241,7 +238,7 @@ def _deliver_transformed_strings() -> None:
 
     def strings_as_they_are(original: Any) -> Any:
         def send(self: Rule, resource_id: str, event: Any, group_id: str | None = None) -> None:
-            if isinstance(event, _Undeliverable):
+            if isinstance(event, Undeliverable):
                 cloudwatch_backends[self.account_id][self.region_name].put_metric_data(
                     "AWS/Events", [_failed_invocation(self.name)])
                 return
@@ -274,52 +271,8 @@ def _transform_input_as_aws_does() -> None:
         def parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> Any:
             if not input_template:
                 return original(input_template, input_paths_map, event)
-            from jsonpath_ng.ext import parse as json_path
-
-            event = dict(event)
-            if isinstance(event.get("time"), int | float):
-                moment = datetime.fromtimestamp(float(event["time"]), UTC)
-                event["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-            values: dict[str, Any] = {"aws.events.event.json": event}
-            for name, path in input_paths_map.items():
-                found = json_path(path).find(event)
-                if found:  # a path the event lacks makes no variable (the page's "Common issues")
-                    values[name] = found[0].value
-            text = _filled(input_template, values)
-            try:
-                return json.loads(text)
-            except ValueError:
-                return _Undeliverable(text)
+            return transformed(input_template, input_paths_map, event)
 
         return staticmethod(parse)
 
     replace(EventTemplateParser, "parse", as_aws_does)
-
-
-def _filled(template: str, values: dict[str, Any]) -> str:
-    """The template with each <variable> replaced: inside a quoted string, a string value as it is
-    (not escaped); anywhere else, the value as JSON (an unquoted string variable comes out quoted,
-    as the page's "Simple JSON" example shows).
-
-    >>> _filled('"<a> is in <b>"', {"a": 'say "hi"', "b": 2})
-    '"say "hi" is in 2"'
-    >>> _filled('{"x": <a>, "y": [<b>]}', {"a": "i-1", "b": 2})
-    '{"x": "i-1", "y": [2]}'
-    """
-    out, in_string, i = [], False, 0
-    while i < len(template):
-        char = template[i]
-        if char == "<" and (end := template.find(">", i)) > i and template[i + 1:end] in values:
-            value = values[template[i + 1:end]]
-            raw = in_string and isinstance(value, str)
-            out.append(value if raw else json.dumps(value, ensure_ascii=False))
-            i = end + 1
-            continue
-        if char == "\\" and in_string:
-            out.append(template[i:i + 2])
-            i += 2
-            continue
-        in_string ^= char == '"'
-        out.append(char)
-        i += 1
-    return "".join(out)

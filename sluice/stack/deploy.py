@@ -9,7 +9,7 @@ emulator's API. IAM roles, KMS keys, log groups and resource policies are not cr
 emulator: the roles' policies and the resource policies are collected on the Stack
 (sluice.stack.policies) for sluice.aws.iam to enforce.
 
-    >>> stack = deploy(emulator, SamApp.load(), local_parameters())   # doctest: +SKIP
+    >>> stack = deploy(aws, SamApp.load(), local_parameters())        # doctest: +SKIP
     >>> stack.names["RawBucket"]                                      # doctest: +SKIP
     'sluice-local-raw-123456789012-us-east-1'
 """

@@ -3,9 +3,11 @@ resolves them, against one samconfig.toml environment's parameters, and what eac
 and GetAtt Arn return before anything exists. The template is resolved once (`resolve_template`),
 and the create-time rules, the deploy and the policies all read that one result.
 
-    >>> template = resolve_template(SamApp.load(), local_parameters())      # doctest: +SKIP
-    >>> template.resolve({"Fn::Sub": "sluice-${Stage}"})                     # doctest: +SKIP
+    >>> template = resolve_template(SamApp.load(), local_parameters())
+    >>> template.resolve({"Fn::Sub": "sluice-${Stage}"})
     'sluice-local'
+    >>> template.stack.names["IngestQueue"]      # a queue's Ref is its URL, known before it exists
+    'https://sqs.us-east-1.amazonaws.com/123456789012/sluice-local-ingest'
 """
 
 from __future__ import annotations

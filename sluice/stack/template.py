@@ -4,8 +4,8 @@ The SAM translator turns the Serverless resources into plain CloudFormation (fun
 event source mappings, rules), the same transform CloudFormation applies on `sam deploy`. Tests
 assert the wiring on its output; the local runtime deploys from it.
 
-    >>> app = SamApp.load()                                  # doctest: +SKIP
-    >>> app.resources["FileLedger"]["Type"]                  # doctest: +SKIP
+    >>> app = SamApp.load()
+    >>> app.resources["FileLedger"]["Type"]
     'AWS::DynamoDB::Table'
 """
 
