@@ -2,9 +2,9 @@
 locally.
 
 moto's CloudFormation cannot create Glue resources and cannot run Lambda without Docker, so this
-walks the translated template itself: the create-time rules AWS applies are checked first
-(sluice.stack.rules), the intrinsic functions resolved (sluice.stack.resolve) against the
-parameters of samconfig.toml's [local] environment, and each resource created with the
+walks the translated template itself: its intrinsic functions resolved once (sluice.stack.resolve)
+against the parameters of samconfig.toml's [local] environment, the create-time rules AWS applies
+checked on that (sluice.stack.rules) before anything exists, and each resource created with the
 emulator's API. IAM roles, KMS keys, log groups and resource policies are not created in the
 emulator: the roles' policies and the resource policies are collected on the Stack
 (sluice.stack.policies) for sluice.aws.iam to enforce.

@@ -121,7 +121,7 @@ def test_the_json_output_table_is_queried_as_written(runtime, setup):
 
 
 def test_sluice_query_prints_a_table_json_and_csv_and_names_a_denial(runtime, monkeypatch, capsys):
-    monkeypatch.setattr("sluice.query.STATE_DIR", runtime.state_dir)  # this runtime's runtime.json
+    monkeypatch.setattr("sluice.running.STATE_DIR", runtime.state_dir)  # this runtime's runtime.json
     sql = "SELECT day, count(*) AS n FROM orders GROUP BY day ORDER BY day"
     assert main([sql]) == 0
     out, err = capsys.readouterr()
