@@ -43,7 +43,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "glue"), str(ROOT / "functions" / "ledger_
 
 import duckdb  # noqa: E402
 
-from sluice.aws.glue_jobs import spark_session  # noqa: E402
+from sluice.aws.glue_spark import spark_session  # noqa: E402
 from sluice_glue import transforms  # noqa: E402
 from sluice_glue.datasets import DatasetSettings  # noqa: E402
 from sluice_glue.job import write_table  # noqa: E402
@@ -174,11 +174,13 @@ def driver_run(files: int, delay_s: float) -> None:
     from ledger import FileRef, RunBudget, RunManifest, manifest_key
     from ledger.run_table import DynamoRunRecords
     from ledger.table import DynamoLedger
+    from sluice.aws.corrections import correct_moto
     from sluice.aws.emulator import Emulator
     from sluice.stack.template import SamApp
     from sluice_glue import catalog, runlog
     from tests.conftest import create_ledger_table
 
+    correct_moto()
     with Emulator() as aws:
         aws.point_process_here()
         s3, glue = aws.client("s3"), aws.client("glue")

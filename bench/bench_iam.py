@@ -22,8 +22,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "glue"), str(ROOT / "functions" / "ledger_
 
 import boto3  # noqa: E402
 
-from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator  # noqa: E402
-from sluice.aws.iam import Audit, Policy, Principal  # noqa: E402
+from sluice.aws.account import ACCOUNT_ID, REGION  # noqa: E402
+from sluice.aws.corrections import correct_moto  # noqa: E402
+from sluice.aws.emulator import Emulator  # noqa: E402
+from sluice.aws.iam import Policy, Principal  # noqa: E402
+from sluice.aws.iam_audit import Audit  # noqa: E402
 from sluice.aws.iam_hook import Enforcer, acting_as  # noqa: E402
 
 KEY = {"k": {"S": "a"}}
@@ -44,6 +47,7 @@ def main() -> None:
     role = Principal("BenchRole", f"arn:aws:iam::{ACCOUNT_ID}:role/bench", [Policy("p", {"Statement": [
         {"Effect": "Allow", "Action": "dynamodb:GetItem",
          "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/t"}]})])
+    correct_moto()
     with Emulator() as aws:
         aws.point_process_here()
         dynamodb = aws.client("dynamodb")

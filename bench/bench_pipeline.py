@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq
 
+from sluice.aws.faults import FAULTS
 from sluice.aws.sns import read_outbox
-from sluice.faults import FAULTS
 from sluice.runtime import Runtime
 from sluice.status import redrive
 from sluice.timeline import Timeline

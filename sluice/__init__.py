@@ -7,8 +7,8 @@ Lambda's /opt/python makes it, and glue/ as the job's --extra-py-files makes it.
 import sys
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-STATE_DIR = _ROOT / ".sluice"  # the local runtime's state: runtime.json, iam.json, snapshot/, outbox/
-for _path in (_ROOT / "functions" / "ledger_layer", _ROOT / "glue"):
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: template.yaml, functions/, glue/, samples/
+STATE_DIR = ROOT / ".sluice"  # the local runtime's state: runtime.json, iam.json, snapshot/, outbox/
+for _path in (ROOT / "functions" / "ledger_layer", ROOT / "glue"):
     if str(_path) not in sys.path:
         sys.path.append(str(_path))

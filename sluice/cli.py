@@ -31,25 +31,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import boto3
-from rich.console import Console
-
-from sluice import STATE_DIR
-from sluice.aws.emulator import FAKE_CREDENTIALS, REGION
-from sluice.aws.iam import denial_report
+from sluice import ROOT, STATE_DIR, views
+from sluice.aws.faults import FAULTS, Faults
 from sluice.aws.sns import read_outbox
-from sluice.faults import FAULTS, Faults
-from sluice.timeline import unwrapped_console
+from sluice.running import audit, clients, running
 from sluice_glue.datasets import SettingsError
-
-if TYPE_CHECKING:
-    from sluice.runtime import Runtime
 
 # The runtime's modules (the SAM translator, moto's server, Spark) are imported by the verbs that
 # use them: `sluice query` answers within a second or two without them.
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = ROOT / "samples"
 SAMPLE_DATASETS = ("orders", "orders_api", "sensors", "clicks")
 
 
@@ -92,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"up": cmd_up, "demo": cmd_demo, "ingest": cmd_ingest, "status": cmd_status,
                "outbox": cmd_outbox, "redrive": cmd_redrive, "down": cmd_down, "iam": cmd_iam,
                "datasets": cmd_datasets, "estimate": cmd_estimate}[args.command]
-    from sluice.aws.sqs import MappingRefused
+    from sluice.aws.sqs_event_source import MappingRefused
     from sluice.stack.rules import CreateRuleError
 
     try:
@@ -145,11 +136,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
         except TimeoutError as error:
             print(f"\nFAILED: {error}", file=sys.stderr)
-            _denials(runtime.status())  # a denial is the likeliest reason it never settled
+            views.denials(runtime.status())  # a denial is the likeliest reason it never settled
             return 1
-        queried = _print_outcome(runtime, status)
+        queried = views.demo_outcome(runtime, status)
         ledger = status["ledger"]
-        if _denials(status) or not queried:
+        if views.denials(status) or not queried:
             return 1
         if ledger["FAILED"] or ledger["DONE"] + ledger["SKIPPED"] < len(files):
             print(f"\nFAILED: not every file was processed: {ledger}", file=sys.stderr)
@@ -160,137 +151,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _denials(status: dict[str, Any]) -> bool:
-    """Print every denied call or delivery (AWS would have refused it): `make run` fails on any."""
-    denied, failed = status["iam"].get("denied", []), status["failed_invocations"]
-    if denied:
-        print(f"\nFAILED: AWS would deny {len(denied)} call(s) or delivery(ies):\n"
-              f"{denial_report(denied)}", file=sys.stderr)
-    for rule, count in failed.items():
-        print(f"FAILED: rule {rule}: {count} failed invocation(s) (FailedInvocations)", file=sys.stderr)
-    return bool(denied or failed)
-
-
-def _print_outcome(runtime: Runtime, status: dict[str, Any]) -> bool:
-    from rich.cells import cell_len
-
-    console = unwrapped_console()
-
-    def rule(title: str) -> None:
-        _fit(console, cell_len(title) + 6)
-        console.rule(title)
-
-    for mail in read_outbox(Path(status["outbox"])):
-        rule(f"Email to {mail.recipient} ({mail.path.name})")
-        console.print(f"Subject: {mail.subject}\n\n{mail.body.strip()}", markup=False)
-    rule("Ledger")
-    console.print(json.dumps(status["ledger"]))
-    s3 = runtime.aws.client("s3")
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=status["processed_bucket"]) for o in page.get("Contents", [])]
-    partitions = sorted({k.rsplit("/", 1)[0] for k in keys})
-    rule(f"Output: s3://{status['processed_bucket']}/ ({len(keys)} objects)")
-    for partition in partitions:
-        console.print(f"  {partition}/", markup=False)
-    # What it processed, as an analyst sees it: a query of the processed tables, as AnalystRole.
-    from sluice.query import show_demo_query
-
-    return show_demo_query(runtime, console)
-
-
-def _fit(console: Console, width: int) -> None:
-    """Without a terminal rich lays rules and tables out to 80 columns, cutting a long title or
-    cell short: there, give them the width they need."""
-    if not console.is_terminal:
-        console.width = max(80, width)
-
-
 # --- talking to a runtime started elsewhere ----------------------------------------------------
-
-def _running() -> dict[str, Any]:
-    path = STATE_DIR / "runtime.json"
-    if not path.exists():
-        raise SystemExit("No running pipeline: start one with `sluice up` (or `make run`).")
-    return json.loads(path.read_text())
-
-
-def _clients(state: dict[str, Any]) -> tuple[Any, Any]:
-    session = boto3.session.Session(aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                                    aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                                    region_name=REGION)
-    return (lambda service: session.client(service, endpoint_url=state["endpoint"]),
-            lambda service: session.resource(service, endpoint_url=state["endpoint"]))
-
 
 def cmd_status(args: argparse.Namespace) -> int:
     from sluice.status import collect_status
 
-    state = _running()
-    client, resource = _clients(state)
+    state = running()
+    client, resource = clients(state)
     status = collect_status(client, resource, state["outputs"], state["endpoint"], Path(state["outbox"]),
-                            state.get("stuck_after_s", 900), _audit())
+                            state.get("stuck_after_s", 900), audit())
     if args.json:
         print(json.dumps(status))
         return 0
-    print(f"endpoint   {status['endpoint']}")
-    print(f"ledger     {status['ledger']}")
-    print(f"job runs   {status['job_runs']}")
-    print(f"queues     {status['queues']}")
-    print(f"emails     {status['emails']} in {status['outbox']}")
-    for alarm in status["alarms"]:
-        print(f"alarm      {alarm['state']:<17} {alarm['name']}"
-              + (f": {alarm['reason']}" if alarm["state"] == "ALARM" else ""))
-    for item in status["failed_files"]:
-        print(f"FAILED     {item['key']}: {item['reason']}")
-    for item in status["stuck_pending"]:
-        print(f"STUCK      {item['key']}: PENDING since {item['since']}")
-    for run in status["stuck_runs"]:
-        print(f"STUCK      job run {run['id']}: {run['state']} since {run['since']} (past the job's Timeout)")
-    for item in status["stuck_claimed"]:
-        print(f"STUCK      {item['key']}: CLAIMED by {item['run_id']} since {item['since']} "
-              f"(longer than the job's Timeout)")
-    for rule, count in status["failed_invocations"].items():
-        print(f"DENIED     rule {rule}: {count} failed invocation(s)")
-    if status["iam"].get("denied"):
-        print(denial_report(status["iam"]["denied"]))
-    if status["failed_files"] or status["stuck_pending"] or status["queues"]["ingest_dlq"]:
-        print("recover with: sluice redrive")
+    for line in views.status_lines(status):
+        print(line)
     return 0
 
 
-def _audit() -> dict[str, Any]:
-    """The running pipeline's IAM audit, as it last wrote it."""
-    path = STATE_DIR / "iam.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def cmd_iam(args: argparse.Namespace) -> int:
-    _running()
-    audit = _audit()
-    unused = audit.get("unused_grants", {})
-    for principal in sorted({*audit.get("calls", {}), *unused}):
-        print(f"{principal}")
-        for call in audit.get("calls", {}).get(principal, []):
-            mark = "" if call["allowed"] else "  DENIED"
-            print(f"  {call['action']:<28} {call['resource']}  ({call['count']}x){mark}")
-        for grant in unused.get(principal, []):
-            print(f"  unused: {grant['statement']}: {grant['action']} on {grant['resource']}")
-    if audit.get("denied"):
-        print(denial_report(audit["denied"]))
-    return 1 if audit.get("denied") else 0
+    running()
+    found = audit()
+    for line in views.iam_lines(found):
+        print(line)
+    return 1 if found.get("denied") else 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     from sluice.datasets_report import dataset_reports, render
 
-    state = _running()
-    print(render(dataset_reports(*_clients(state), state["outputs"])))
+    state = running()
+    print(render(dataset_reports(*clients(state), state["outputs"])))
     return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    state = _running()
-    client, _ = _clients(state)
+    state = running()
+    client, _ = clients(state)
     bucket = state["outputs"]["RawBucketName"]
     for path in args.files:
         one_key = args.key and not args.key.endswith("/")
@@ -301,24 +197,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    for mail in read_outbox(Path(_running()["outbox"])):
-        print(f"==> {mail.path}\nFrom: {mail.sender}\nTo: {mail.recipient}\nDate: {mail.date}\n"
-              f"Subject: {mail.subject}\n\n{mail.body}")
+    for mail in read_outbox(Path(running()["outbox"])):
+        print(views.email_text(mail))
     return 0
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     from sluice.status import redrive
 
-    state = _running()
-    moved = redrive(*_clients(state), state["outputs"])
+    state = running()
+    moved = redrive(*clients(state), state["outputs"])
     print(f"redrove {moved['messages']} message(s) from the ingest DLQ; "
           f"{moved['failed_files']} FAILED file(s) back to PENDING")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    os.kill(_running()["pid"], signal.SIGTERM)
+    os.kill(running()["pid"], signal.SIGTERM)
     print("stopping")
     return 0
 

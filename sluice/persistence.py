@@ -29,7 +29,8 @@ from ledger import State, settle_ended_run
 from ledger.outputs import CatalogOutputs
 from ledger.s3 import read_summary
 from ledger.table import DynamoLedger
-from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.aws.account import ACCOUNT_ID, REGION
+from sluice.aws.emulator import Emulator
 
 BUCKET_OUTPUTS = ("RawBucketName", "ProcessedBucketName", "ArtifactsBucketName")
 DATABASE_OUTPUTS = ("RawDatabaseName", "ProcessedDatabaseName")

@@ -25,7 +25,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluice import STATE_DIR
+from sluice.aws.account import FAKE_CREDENTIALS
+from sluice.running import NOT_RUNNING, read_state
 
 ANALYST_ROLE = "AnalystRole"
 WORKGROUP = "QueryWorkGroup"
@@ -95,7 +96,7 @@ def run_query(setup: QuerySetup, sql: str, database: str | None = None, workgrou
     """Start the query as the analysts' role, wait for it (StopQueryExecution after `timeout`
     seconds), and read its results, as an Athena client does."""
     from sluice.aws.athena import DataAccess, LocalAthena, WorkGroup
-    from sluice.aws.iam import Audit
+    from sluice.aws.iam_audit import Audit
     from sluice.aws.iam_hook import Enforcer, active, client_as
 
     enforcer = active()
@@ -151,13 +152,13 @@ def render_table(answer: QueryAnswer, console: Any, title: str | None = None) ->
 
 
 def csv_text(answer: QueryAnswer) -> str:
-    from sluice.aws.athena import csv_text as athena_csv
+    from sluice.aws.athena_results import csv_text as athena_csv
 
     return athena_csv(answer.rows())
 
 
 def json_text(answer: QueryAnswer) -> str:
-    from sluice.aws.athena_tables import json_value
+    from sluice.aws.athena_results import json_value
 
     rows = answer.table.to_pylist() if answer.table is not None else []
     return json.dumps([{k: json_value(v) for k, v in row.items()} for row in rows], ensure_ascii=False)
@@ -175,7 +176,7 @@ def summary(answer: QueryAnswer) -> str:
 
 def report_failure(answer: QueryAnswer, out: Any = None) -> None:
     """The reason Athena gives, and each refused call: principal, action, resource, missing grant."""
-    from sluice.aws.iam import denial_report
+    from sluice.aws.iam_audit import denial_report
 
     out = out or sys.stderr
 
@@ -200,18 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     output.add_argument("--csv", action="store_true", help="Athena's result file (CSV, values quoted)")
     args = parser.parse_args(argv)
     sql = sys.stdin.read() if args.sql == "-" else args.sql
-    state_file = STATE_DIR / "runtime.json"
-    if not state_file.exists():
-        print("No running pipeline: start one with `sluice up` (or `make run`).", file=sys.stderr)
+    state = read_state()
+    if state is None:
+        print(NOT_RUNNING, file=sys.stderr)
         return 2
-    state = json.loads(state_file.read_text())
     if "query" not in state:
         print("The running pipeline predates `sluice query`: restart `sluice up`.", file=sys.stderr)
         return 2
     setup = QuerySetup.from_dict(state["query"])
     # Every client of this process talks to the emulator, never to an AWS account.
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_ENDPOINT_URL": setup.endpoint, "AWS_DEFAULT_REGION": "us-east-1"})
+    os.environ.update({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": setup.endpoint})
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     try:
@@ -226,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
         enforcer = active()
         if enforcer is not None:
-            from sluice.aws.iam import denial_report
+            from sluice.aws.iam_audit import denial_report
 
             print(denial_report(enforcer.audit.to_dict()["denied"]), file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@ every service's delivery is checked against the resource's policy, and `audit` h
 
     >>> with Runtime() as runtime:                       # doctest: +SKIP
     ...     runtime.ingest(Path("samples/orders/orders-2026-11-23.csv"), "orders/2026-11-23.csv")
-    ...     runtime.wait_until_settled(files=1)
+    ...     runtime.wait_until_settled(files=1)["ledger"]["DONE"]
+    1
 """
 
 from __future__ import annotations
@@ -21,25 +22,29 @@ from typing import Any
 
 from ledger.table import DynamoLedger
 from sluice import STATE_DIR, persistence
-from sluice.aws.awslambda import as_role, load_handler, load_module, with_timeout
+from sluice.aws.account import ACCOUNT_ID, REGION
+from sluice.aws.awslambda import as_role, load_handler, with_timeout
 from sluice.aws.cloudwatch import AlarmEvaluator
-from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
+from sluice.aws.corrections import correct_moto
+from sluice.aws.emulator import Emulator
 from sluice.aws.events import RuleTargetDelivery, rate_seconds
+from sluice.aws.faults import Faults
 from sluice.aws.glue_crawler import CrawlerRunner
 from sluice.aws.glue_jobs import GlueJobRunner, hold_job_runs_in_starting
-from sluice.aws.iam import Audit, denial_report
+from sluice.aws.iam_audit import Audit, denial_report
 from sluice.aws.iam_hook import Enforcer, client_as
 from sluice.aws.sns import EmailOutbox
-from sluice.aws.sqs import QueueMetrics, SqsEventSource
-from sluice.faults import Faults
+from sluice.aws.sqs import QueueMetrics
+from sluice.aws.sqs_event_source import SqsEventSource
 from sluice.query import QuerySetup
-from sluice.stack.deploy import Stack, deploy, local_parameters
+from sluice.stack.deploy import deploy
+from sluice.stack.model import Stack
+from sluice.stack.publish import PUBLISHED_PREFIXES, publish_code
+from sluice.stack.resolve import local_parameters
 from sluice.stack.steps import Target, deploy_stack
-from sluice.stack.template import ROOT, SamApp
+from sluice.stack.template import SamApp
 from sluice.status import collect_status
 from sluice.timeline import Timeline
-
-PUBLISH_TOOL = ROOT / "tools" / "publish_glue.py"
 
 
 class Denied(RuntimeError):
@@ -48,7 +53,7 @@ class Denied(RuntimeError):
 
 class LocalSteps:
     """sluice.stack.steps against the emulator: the SAM translation, the local deploy, and the very
-    publish `make deploy` ends with (tools/publish_glue.py)."""
+    publish `make deploy` ends with (sluice.stack.publish)."""
 
     def __init__(self, aws: Emulator, parameters: dict[str, str]) -> None:
         self.aws = aws
@@ -65,9 +70,7 @@ class LocalSteps:
         return Target(self.parameters.get("AWS::StackName", "sluice-local"), REGION, self.stack.outputs)
 
     def publish(self, target: Target) -> list[str]:
-        published: list[str] = load_module(PUBLISH_TOOL).publish_code(
-            self.aws.client("s3"), target.outputs["ArtifactsBucketName"])
-        return published
+        return publish_code(self.aws.client("s3"), target.outputs["ArtifactsBucketName"])
 
 
 class Runtime:
@@ -101,6 +104,7 @@ class Runtime:
 
     def start(self) -> Runtime:
         began = time.monotonic()
+        correct_moto()  # where moto differs from AWS, before the emulator serves anything
         self.aws.start()
         self.aws.point_process_here()
         hold_job_runs_in_starting()
@@ -206,8 +210,7 @@ class Runtime:
 
     def _published(self) -> dict[str, tuple[str, ...]]:
         """Bucket -> the key prefixes the deploy's publish step owns there."""
-        prefixes: tuple[str, ...] = tuple(load_module(PUBLISH_TOOL).PUBLISHED_PREFIXES)
-        return {self.stack.outputs["ArtifactsBucketName"]: prefixes}
+        return {self.stack.outputs["ArtifactsBucketName"]: PUBLISHED_PREFIXES}
 
     def _audit_file(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -251,9 +254,7 @@ class Runtime:
         a job run moves, a crawl, invocation or delivery happens, or an email is written (the
         schedule's ticks excepted: they come whether or not anything moves). Waits use it to tell
         a slow pipeline (a busy machine) from a stopped one."""
-        from sluice.aws.glue_jobs import _moto_job_runs
-
-        runs = tuple(run.status for job in self.jobs for run in _moto_job_runs(job.job_name))
+        runs = tuple(run.status for job in self.jobs for run in job.job_runs())
         ledger = DynamoLedger(self.aws.resource("dynamodb").Table(self.stack.outputs["LedgerTableName"]))
         emails = len(list(self.outbox_dir.glob("*.eml"))) if self.outbox_dir.exists() else 0
         return (tuple(sorted(ledger.count_by_state().items())), runs, emails,

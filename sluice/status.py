@@ -12,6 +12,7 @@ from ledger import ACTIVE_JOB_RUN_STATES, State
 from ledger.table import DynamoLedger
 from sluice.aws.cloudwatch import alarm_states
 from sluice.aws.events import failed_invocations
+from sluice.aws.moto_patch import utc
 from sluice.aws.sns import read_outbox
 
 
@@ -50,7 +51,7 @@ def collect_status(client: Any, resource: Any, outputs: dict[str, str], endpoint
         "stuck_pending": stuck,  # older than sweep age + sweep interval: the sweeper is not keeping up
         "stuck_runs": [{"id": r["Id"], "state": r["JobRunState"], "since": str(r["StartedOn"])}
                        for r in runs if r["JobRunState"] in ACTIVE_JOB_RUN_STATES
-                       and _aware(r["StartedOn"]) < overdue],
+                       and utc(r["StartedOn"]) < overdue],
         "stuck_claimed": [{"key": i["key"], "run_id": i.get("run_id", ""), "since": i["updated_at"]}
                           for i in ledger.by_state(State.CLAIMED, overdue)],
         "failed_invocations": failed_invocations(client("cloudwatch")),  # per rule: denied deliveries
@@ -72,10 +73,6 @@ def _emails_per_run(finished: list[str], bodies: list[str]) -> dict[str, list[st
     counts = {run: sum(run in body for body in bodies) for run in finished}
     return {"missing": sorted(r for r, n in counts.items() if n == 0),
             "duplicated": sorted(r for r, n in counts.items() if n > 1)}
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def redrive(client: Any, resource: Any, outputs: dict[str, str]) -> dict[str, int]:

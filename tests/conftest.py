@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from sluice.aws.emulator import FAKE_CREDENTIALS, Emulator
+from sluice.aws.account import FAKE_CREDENTIALS
+from sluice.aws.corrections import correct_moto
+from sluice.aws.emulator import Emulator
 from sluice.stack.template import SamApp
 
 # No test may ever reach a real AWS account.
@@ -19,6 +21,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 @pytest.fixture(scope="session")
 def emulator():
+    correct_moto()  # the emulator answers as AWS does, as the runtime's does
     with Emulator() as aws:
         aws.point_process_here()
         yield aws

@@ -1,1 +1,1 @@
-"""Deploy tools: `make deploy` (deploy.py) and the job's code publish (publish_glue.py)."""
+"""Deploy tools: `make deploy` (deploy.py) and the job's code publish by hand (publish_glue.py)."""

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sluice import ROOT
+from sluice.stack.publish import package, publish_code
 from sluice.stack.steps import SavedDeploy, Target, deploy_stack
-from sluice.stack.template import ROOT
-from tools.publish_glue import package, publish_code
 
 SAM = Path(sys.executable).with_name("sam")  # the one the virtualenv pins
 

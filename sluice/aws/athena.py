@@ -11,7 +11,7 @@ registered location once the caller may lakeformation:GetDataAccess); the result
 workgroup's settings: its result location and encryption (enforced, the client's are ignored)
 and its per-query scan cutoff (a query that would read more is CANCELLED).
 
-    >>> athena = LocalAthena(client_for, workgroups, DataAccess([]))        # doctest: +SKIP
+    >>> athena = LocalAthena(client_for, workgroups, DataAccess([]), enforcer)  # doctest: +SKIP
     >>> run = athena.start_query_execution(analyst, "SELECT 1", "wg", "db")  # doctest: +SKIP
     >>> athena.get_query_execution(analyst, run)["QueryExecution"]["Status"]["State"]  # doctest: +SKIP
     'SUCCEEDED'
@@ -24,7 +24,6 @@ SELECT runs in this process.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 import threading
 import time
@@ -38,18 +37,17 @@ import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from sluice.aws import iam_requests
+from sluice.aws.account import ACCOUNT_ID, REGION
+from sluice.aws.athena_engine import engine, engine_message, is_engine_error, parse
+from sluice.aws.athena_results import column_types, csv_rows, csv_text, text_rows
 from sluice.aws.athena_tables import (
     QueryError,
     S3Scan,
     ScanBudget,
     ScanLimitExceeded,
-    TableName,
-    athena_text,
-    column_types,
     referenced_tables,
     table_dataset,
 )
-from sluice.aws.emulator import ACCOUNT_ID, REGION
 from sluice.aws.iam import Policy, Principal
 from sluice.aws.iam_hook import Enforcer, denial_message
 
@@ -190,7 +188,7 @@ class LocalAthena:
                                 f"Query has not yet finished. Current state: {run.state}")
         bucket, key = run.result_key
         text = self.client_for(caller, "s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-        rows = [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in _csv_rows(text)]
+        rows = [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in csv_rows(text)]
         columns = column_types(run.result) if run.result is not None else []
         return {"ResultSet": {"Rows": rows, "ResultSetMetadata": {"ColumnInfo": columns}}, "UpdateCount": 0}
 
@@ -215,7 +213,7 @@ class LocalAthena:
                 glue.get_database(Name=run.database)
             except glue.exceptions.EntityNotFoundException:
                 raise QueryError(f"SCHEMA_NOT_FOUND: Schema '{run.database}' does not exist") from None
-            tables = referenced_tables(run.query, run.database, _parse)
+            tables = referenced_tables(run.query, run.database, parse)
 
             def scan_for(location: str) -> S3Scan:
                 scans.append(S3Scan(self.client_for(self._reader(run.caller, location), "s3"), budget,
@@ -223,7 +221,7 @@ class LocalAthena:
                 return scans[-1]
 
             datasets = {name: table_dataset(glue, scan_for, name) for name in tables}
-            run.engine = _engine(datasets, run.database)
+            run.engine = engine(datasets, run.database)
             if run.state == "RUNNING":
                 run.result = run.engine.execute(run.query).fetch_arrow_table()
                 self._write_result(run)
@@ -260,7 +258,7 @@ class LocalAthena:
                 f"than BytesScannedCutoffPerQuery = {run.workgroup.bytes_cutoff} bytes")
         except Exception as other:
             run.state = "FAILED"
-            run.reason = (_engine_message(other) if _is_engine_error(other)
+            run.reason = (engine_message(other) if is_engine_error(other)
                           else f"{type(other).__name__}: {other}")
 
     def _reader(self, caller: Principal, location: str) -> Principal:
@@ -291,7 +289,7 @@ class LocalAthena:
             raise QueryError(f"NOT_SUPPORTED: result encryption {option} is not written locally")
         if run.workgroup.expected_owner:
             extra["ExpectedBucketOwner"] = run.workgroup.expected_owner
-        s3.put_object(Bucket=bucket, Key=key, Body=csv_text(_text_rows(run.result)).encode(),
+        s3.put_object(Bucket=bucket, Key=key, Body=csv_text(text_rows(run.result)).encode(),
                       ContentType="text/csv", **extra)
 
     # --- authorisation ------------------------------------------------------------------------
@@ -319,94 +317,6 @@ def _default_database(glue: Any) -> None:
         glue.get_database(Name="default")
     except glue.exceptions.EntityNotFoundException:
         glue.create_database(DatabaseInput={"Name": "default"})
-
-
-def _parse(sql: str) -> dict:
-    import duckdb
-
-    text = duckdb.connect().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
-    return json.loads(text[0]) if text else {"error": True, "error_message": "empty query"}
-
-
-def _engine(datasets: dict[TableName, Any], database: str) -> Any:
-    """A DuckDB connection for the SELECT, each catalog table a view in a catalog named as Athena's
-    (awsdatacatalog.<database>.<table>). DuckDB's access to files, extensions and settings is
-    off: a query reads the catalog's tables and nothing else, and downloads nothing."""
-    import duckdb
-
-    con = duckdb.connect(config={"enable_external_access": "false", "autoinstall_known_extensions": "false",
-                                 "autoload_known_extensions": "false"})
-    con.execute("ATTACH ':memory:' AS awsdatacatalog")
-    con.execute("USE awsdatacatalog")
-    for schema in sorted({database, *(t.database for t in datasets)}):
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
-    for index, (name, dataset) in enumerate(datasets.items()):
-        con.register(f"sluice_table_{index}", dataset)
-        con.execute(f"CREATE VIEW {_quoted(name.database)}.{_quoted(name.name)} AS "
-                    f"SELECT * FROM temp.main.sluice_table_{index}")
-    con.execute(f"USE awsdatacatalog.{_quoted(database)}")
-    con.execute("SET lock_configuration = true")
-    return con
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _is_engine_error(error: Exception) -> bool:
-    import duckdb
-
-    return isinstance(error, duckdb.Error)
-
-
-def _engine_message(error: Exception) -> str:
-    kind = type(error).__name__
-    prefix = {"ParserException": "SYNTAX_ERROR", "BinderException": "SEMANTIC_ERROR",
-              "CatalogException": "SEMANTIC_ERROR", "PermissionException": "PERMISSION_DENIED"}.get(kind,
-                                                                                                 "QUERY_FAILED")
-    return f"{prefix}: {str(error).splitlines()[0] if str(error) else kind}"
-
-
-def csv_text(rows: list[list[str | None]]) -> str:
-    """Athena's result file: a header, then every value in double quotes (NULL left empty)."""
-
-    def field_text(value: str | None) -> str:
-        return "" if value is None else '"' + value.replace('"', '""') + '"'
-
-    return "".join(",".join(field_text(v) for v in row) + "\n" for row in rows)
-
-
-def _text_rows(table: pa.Table) -> list[list[str | None]]:
-    columns = [column.to_pylist() for column in table.columns]  # by position: names may repeat
-    return [list(table.column_names), *([athena_text(v) for v in row] for row in zip(*columns, strict=True))]
-
-
-def _csv_rows(text: str) -> list[list[str | None]]:
-    """The rows of a result file, telling NULL (an empty field) from '' (a quoted empty one)."""
-    rows: list[list[str | None]] = []
-    row: list[str | None] = []
-    i, n = 0, len(text)
-    while i < n:
-        if text[i] == '"':
-            value, i = [], i + 1
-            while i < n:
-                if text[i] == '"' and text[i + 1:i + 2] == '"':
-                    value.append('"')
-                    i += 2
-                elif text[i] == '"':
-                    i += 1
-                    break
-                else:
-                    value.append(text[i])
-                    i += 1
-            row.append("".join(value))
-        else:
-            row.append(None)
-        if i >= n or text[i] == "\n":
-            rows.append(row)
-            row = []
-        i += 1  # past the comma or the line's end
-    return rows
 
 
 def _client_error(code: str, operation: str, message: str) -> ClientError:

@@ -22,14 +22,28 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from sluice import ROOT
+from sluice.aws.account import ACCOUNT_ID, REGION
 from sluice.aws.iam import Principal
 from sluice.aws.iam_hook import acting_as
-from sluice.stack.template import ROOT
 
 LAYER_DIRS = [ROOT / "functions" / "ledger_layer"]
+
+
+@dataclass
+class Function:
+    """An AWS::Lambda::Function as deployed (sluice.stack.deploy): where its code is, its handler,
+    environment and timeout."""
+
+    logical_id: str
+    name: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout: int
+    dead_letter_queue: str | None = None  # the URL of its DeadLetterConfig queue (asynchronous events)
 
 
 @dataclass
@@ -48,7 +62,7 @@ class FakeContext:
     def __post_init__(self) -> None:
         if not self.invoked_function_arn:
             self.invoked_function_arn = (
-                f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}")
+                f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}")
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, self.timeout_ms - int((time.monotonic() - self.started) * 1000))
@@ -72,16 +86,6 @@ def load_handler(code_dir: Path, handler: str, cold: bool = False) -> Callable[[
         sys.modules[unique] = module
         spec.loader.exec_module(module)
     return getattr(module, function_name)
-
-
-def load_module(path: Path) -> ModuleType:
-    """A function's module by file path (the runtime reuses an adapter, e.g. the output cleanup)."""
-    spec = importlib.util.spec_from_file_location(f"sluice_fn_{path.parent.name}_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def record_error(aws: Any, function_name: str) -> None:

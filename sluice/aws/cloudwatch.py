@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sluice.aws import iam_hook
-from sluice.aws.emulator import ACCOUNT_ID, REGION
+from sluice.aws.account import ACCOUNT_ID, REGION
+from sluice.aws.moto_patch import replace, utc
 from sluice.timeline import Timeline
 
 # "CloudWatch attempts to retrieve a higher number of data points than specified by Evaluation
@@ -111,7 +112,7 @@ def period_values(cloudwatch: Any, spec: AlarmSpec, now: datetime) -> list[float
         Statistics=["Sum", "Maximum", "Minimum", "SampleCount"])["Datapoints"]
     values: list[float | None] = []
     for start, end in periods:
-        inside = [p for p in points if start <= _aware(p["Timestamp"]) < end]
+        inside = [p for p in points if start <= utc(p["Timestamp"]) < end]
         values.append(_combined(spec.statistic, inside) if inside else None)
     return values
 
@@ -122,10 +123,6 @@ def _combined(statistic: str, points: list[dict[str, Any]]) -> float:
     return {"Sum": total, "Maximum": max(p["Maximum"] for p in points),
             "Minimum": min(p["Minimum"] for p in points), "SampleCount": count,
             "Average": total / count if count else 0.0}[statistic]
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def alarm_states(cloudwatch: Any) -> list[dict[str, str]]:
@@ -206,7 +203,7 @@ def alarm_arn(name: str) -> str:
 # --- where moto differs from AWS ------------------------------------------------------------
 
 def correct_moto() -> None:
-    """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
+    """Apply this service's corrections to moto (idempotent; sluice.aws.corrections)."""
     _new_alarms_have_insufficient_data()
 
 
@@ -216,13 +213,11 @@ def _new_alarms_have_insufficient_data() -> None:
     which would hide an alarm that was never evaluated."""
     from moto.cloudwatch.models import Alarm
 
-    original = Alarm.__init__
-    if getattr(original, "sluice_patched", False):
-        return
+    def with_insufficient_data(original: Any) -> Any:
+        def init(self: Alarm, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            self.state_value = "INSUFFICIENT_DATA"
 
-    def init(self: Alarm, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.state_value = "INSUFFICIENT_DATA"
+        return init
 
-    init.sluice_patched = True  # type: ignore[attr-defined]
-    Alarm.__init__ = init
+    replace(Alarm, "__init__", with_insufficient_data)

@@ -8,10 +8,12 @@ import threading
 from decimal import Decimal
 from typing import Any
 
+from sluice.aws.moto_patch import replace, serialise
+
 # --- where moto differs from AWS ------------------------------------------------------------
 
 def correct_moto() -> None:
-    """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
+    """Apply this service's corrections to moto (idempotent; sluice.aws.corrections)."""
     _atomic_dynamodb_writes()
     _index_queries_read_one_key()
 
@@ -23,19 +25,8 @@ def _atomic_dynamodb_writes() -> None:
     DynamoDB's do."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    if getattr(DynamoDBBackend, "sluice_atomic", False):
-        return
-    lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item",
-                 "query", "scan"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        setattr(DynamoDBBackend, name, locked)
-    DynamoDBBackend.sluice_atomic = True  # type: ignore[attr-defined]
+    serialise(DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items", "get_item",
+                                "query", "scan"), threading.RLock())
 
 
 def _index_queries_read_one_key() -> None:
@@ -52,57 +43,57 @@ def _index_queries_read_one_key() -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
 
-    original = Table.query
-    if getattr(original, "sluice_patched", False):
-        return
+    def one_key_query(original: Any) -> Any:
+        def query(self: Table, hash_key: Any, range_comparison: Any, range_objs: Any, limit: Any,
+                  exclusive_start_key: Any, scan_index_forward: Any, projection_expressions: Any,
+                  index_name: Any = None, consistent_read: Any = False, filter_expression: Any = None,
+                  hash_key_conditions: Any = None, range_key_conditions: Any = None,
+                  **filter_kwargs: Any) -> Any:
+            def moto(start_key: Any = exclusive_start_key, forward: Any = scan_index_forward) -> Any:
+                return original(self, hash_key, range_comparison, range_objs, limit, start_key, forward,
+                                projection_expressions, index_name, consistent_read, filter_expression,
+                                hash_key_conditions=hash_key_conditions,
+                                range_key_conditions=range_key_conditions, **filter_kwargs)
 
-    def query(self: Table, hash_key: Any, range_comparison: Any, range_objs: Any, limit: Any,
-              exclusive_start_key: Any, scan_index_forward: Any, projection_expressions: Any,
-              index_name: Any = None, consistent_read: Any = False, filter_expression: Any = None,
-              hash_key_conditions: Any = None, range_key_conditions: Any = None, **filter_kwargs: Any) -> Any:
-        def moto(start_key: Any = exclusive_start_key, forward: Any = scan_index_forward) -> Any:
-            return original(self, hash_key, range_comparison, range_objs, limit, start_key, forward,
-                            projection_expressions, index_name, consistent_read, filter_expression,
-                            hash_key_conditions=hash_key_conditions,
-                            range_key_conditions=range_key_conditions, **filter_kwargs)
+            index = next((i for i in self.all_indexes() if i.name == index_name), None)
+            order = _index_order(self, index) if index is not None else None
+            if (ANSWER_AS_MOTO.is_set() or order is None or filter_kwargs
+                    or len(hash_key_conditions or []) != 1
+                    or (range_key_conditions and len(range_key_conditions) > 1)
+                    or _native(hash_key_conditions[0][1]) is None):
+                return moto()
+            name, wanted = hash_key_conditions[0]
+            wanted_native = _native(wanted)
+            keyed: list[tuple[tuple, Item]] = []
+            for item in self.all_items():
+                if isinstance(item, Item) and _native(item.attrs.get(name)) == wanted_native:
+                    key = _sort_key(item, order)
+                    if key is None:  # an attribute of a type we do not order: moto does
+                        return moto()
+                    keyed.append((key, item))
+            keyed.sort(key=lambda pair: pair[0])
+            natives, items = [key for key, _ in keyed], [item for _, item in keyed]
+            if exclusive_start_key:  # keep what comes after the start key in the scan's direction
+                start = tuple(_native(DynamoType(exclusive_start_key[a])) or (0, "")
+                              if a in exclusive_start_key else (0, "") for a in order)
+                items = (items[bisect.bisect_right(natives, start):] if scan_index_forward is not False
+                         else items[:bisect.bisect_left(natives, start)])
+            if scan_index_forward is False:
+                items.reverse()
+            if range_comparison is None and limit:  # a page, and one more to say whether there is a next
+                items = items[:limit + 1]
+            # This call only: moto's own filtering, paging and projection over the items, already in
+            # the index's order (instance attributes shadow the methods, under the lock above).
+            setattr(self, "all_items", lambda: items)  # noqa: B010
+            setattr(self, "sorted_items", lambda hash_attrs, range_attrs, found: found)  # noqa: B010
+            try:
+                return moto(start_key=None, forward=True)
+            finally:
+                del self.all_items, self.sorted_items
 
-        index = next((i for i in self.all_indexes() if i.name == index_name), None)
-        order = _index_order(self, index) if index is not None else None
-        if (ANSWER_AS_MOTO.is_set() or order is None or filter_kwargs or len(hash_key_conditions or []) != 1
-                or (range_key_conditions and len(range_key_conditions) > 1)
-                or _native(hash_key_conditions[0][1]) is None):
-            return moto()
-        name, wanted = hash_key_conditions[0]
-        wanted_native = _native(wanted)
-        keyed: list[tuple[tuple, Item]] = []
-        for item in self.all_items():
-            if isinstance(item, Item) and _native(item.attrs.get(name)) == wanted_native:
-                key = _sort_key(item, order)
-                if key is None:  # an attribute of a type we do not order: moto does
-                    return moto()
-                keyed.append((key, item))
-        keyed.sort(key=lambda pair: pair[0])
-        natives, items = [key for key, _ in keyed], [item for _, item in keyed]
-        if exclusive_start_key:  # keep what comes after the start key in the scan's direction
-            start = tuple(_native(DynamoType(exclusive_start_key[a])) or (0, "") if a in exclusive_start_key
-                          else (0, "") for a in order)
-            items = (items[bisect.bisect_right(natives, start):] if scan_index_forward is not False
-                     else items[:bisect.bisect_left(natives, start)])
-        if scan_index_forward is False:
-            items.reverse()
-        if range_comparison is None and limit:  # a page, and one more to say whether there is a next
-            items = items[:limit + 1]
-        # This call only: moto's own filtering, paging and projection over the items, already in
-        # the index's order (instance attributes shadow the methods, under the lock above).
-        setattr(self, "all_items", lambda: items)  # noqa: B010
-        setattr(self, "sorted_items", lambda hash_attrs, range_attrs, found: found)  # noqa: B010
-        try:
-            return moto(start_key=None, forward=True)
-        finally:
-            del self.all_items, self.sorted_items
+        return query
 
-    query.sluice_patched = True  # type: ignore[attr-defined]
-    Table.query = query
+    replace(Table, "query", one_key_query)
 
 
 # Set: index queries take moto's own path (a test compares both answers).

@@ -1,7 +1,10 @@
 """The embedded AWS emulator: moto's server, in-process, on 127.0.0.1.
 
 Handlers, the Glue job and external tools (`aws --endpoint-url ...`) all talk to it over HTTP,
-exactly as they would talk to AWS; boto3 finds it through AWS_ENDPOINT_URL.
+exactly as they would talk to AWS; boto3 finds it through AWS_ENDPOINT_URL. This module knows no
+emulated service: where moto differs from AWS, each service's module corrects it, and whoever
+starts an emulator applies those corrections first (sluice.aws.corrections); only moto's own
+server-wide costs are corrected here.
 
     >>> with Emulator() as aws:                       # doctest: +SKIP
     ...     aws.client("s3").list_buckets()["Buckets"]
@@ -16,21 +19,12 @@ import socket
 import urllib.request
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from moto.moto_api import state_manager
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"  # moto's default account
-
-# Credentials the emulator accepts; set only where nothing else is configured.
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
+from sluice.aws import account
+from sluice.aws.account import FAKE_CREDENTIALS, REGION
+from sluice.aws.moto_patch import replace
 
 
 def _route_without_listing_moto() -> None:
@@ -40,10 +34,7 @@ def _route_without_listing_moto() -> None:
 
     from moto import backends
 
-    if not getattr(backends.list_of_moto_modules, "sluice_cached", False):
-        cached = functools.cache(lambda listing=backends.list_of_moto_modules: tuple(listing()))
-        cached.sluice_cached = True  # type: ignore[attr-defined]
-        backends.list_of_moto_modules = cached
+    replace(backends, "list_of_moto_modules", lambda listing: functools.cache(lambda: tuple(listing())))
 
 
 def _untracked_models() -> None:
@@ -57,7 +48,7 @@ def _untracked_models() -> None:
     def new(cls: type, *args: Any, **kwargs: Any) -> Any:
         return object.__new__(cls)
 
-    BaseModel.__new__ = staticmethod(new)
+    replace(BaseModel, "__new__", lambda _: staticmethod(new))
 
 
 def free_port() -> int:
@@ -73,26 +64,16 @@ class Emulator:
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._session: Any = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+        self._session = account.fake_session()  # none of the runtime's hooks: the emulator's own calls
         self._clients: dict[str, Any] = {}
 
     def start(self) -> Emulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        # Each emulated service keeps its corrections to moto beside it (one module per service).
-        from sluice.aws import cloudwatch, dynamodb, events, glue_catalog, glue_crawler, glue_jobs, sqs
-
-        for service in (cloudwatch, dynamodb, events, glue_catalog, glue_crawler, glue_jobs, sqs):
-            service.correct_moto()
         _route_without_listing_moto()
         _untracked_models()
         # moto keeps its state in this process's memory, shared by every server it starts: a
         # runtime starts from an empty AWS, even after another one in the same process.
         moto_api_backend.reset()
-        # A crawl ends when the runtime's crawler finishes it (sluice.aws.glue_crawler.finish); in moto,
-        # merely listing a crawl (ListCrawls) would end it.
-        state_manager.set_transition(model_name="glue::crawl",
-                                     transition={"progression": "manual", "times": 10**9})
         self._server.start()
         return self
 
@@ -119,11 +100,10 @@ class Emulator:
         urllib.request.urlopen(request, timeout=10).read()
 
     def client(self, service: str) -> Any:
+        """The emulator's own client of `service` (one per service, shared; no principal's)."""
         if service not in self._clients:
-            self._clients[service] = self._session.client(
-                service, endpoint_url=self.endpoint,
-                config=Config(retries={"mode": "standard", "max_attempts": 3}))
+            self._clients[service] = account.client(service, self.endpoint, self._session)
         return self._clients[service]
 
     def resource(self, service: str) -> Any:
-        return self._session.resource(service, endpoint_url=self.endpoint)
+        return account.resource(service, self.endpoint, self._session)

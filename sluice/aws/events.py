@@ -33,18 +33,34 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from sluice.aws import iam_hook
+from sluice.aws.account import ACCOUNT_ID, REGION
 from sluice.aws.awslambda import FakeContext, record_error
-from sluice.aws.emulator import ACCOUNT_ID, REGION, Emulator
-from sluice.stack.deploy import RuleTarget
+from sluice.aws.emulator import Emulator
+from sluice.aws.events_input import Undeliverable, transformed
+from sluice.aws.moto_patch import replace
+from sluice.aws.sqs import drain
 from sluice.timeline import Timeline, describe_result
 
 ASYNC_ATTEMPTS = 3  # Lambda's default for asynchronous invocation: the first try and two retries
+
+
+@dataclass
+class RuleTarget:
+    """An EventBridge rule target the emulator cannot reach (Lambda, SNS), routed through an
+    internal queue that moto's own rule matching and input transformer feed (sluice.stack.deploy)."""
+
+    rule: str
+    kind: str  # "lambda" | "sns"
+    target: str  # function logical id, or topic ARN
+    queue_url: str
+    schedule: str | None = None  # rate(...) for scheduled rules
 
 
 def put_event(aws: Emulator, source: str, detail_type: str, detail: dict) -> None:
@@ -107,28 +123,18 @@ class RuleTargetDelivery:
         self.delivered = 0  # events delivered to the target (tests wait on it: "two more sweeps")
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
-        threads = [threading.Thread(target=self._drain, args=(stop,), daemon=True,
-                                    name=f"events-{self.target.rule}")]
+        threads = [threading.Thread(target=drain, args=(self.sqs, self.target.queue_url, stop, self._finish),
+                                    daemon=True, name=f"events-{self.target.rule}")]
         if self.target.schedule:
             threads.append(threading.Thread(target=self._tick, args=(stop,), daemon=True,
                                             name=f"schedule-{self.target.rule}"))
         return threads
 
-    def _drain(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            # Long polling: moto wakes the call when a message arrives, so an idle runtime does
-            # not spin and a new event is picked up at once.
-            try:
-                messages = self.sqs.receive_message(
-                    QueueUrl=self.target.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
-                    WaitTimeSeconds=1).get("Messages", [])
-            except ClientError:  # moto's SQS is not thread-safe under load: ask again
-                continue
-            for message in messages:
-                if self._deliver(message):
-                    self.sqs.delete_message(QueueUrl=self.target.queue_url,
-                                            ReceiptHandle=message["ReceiptHandle"])
-                    self.delivered += 1
+    def _finish(self, message: dict) -> bool:
+        """Deliver one event from the target's queue; True when it is finished with."""
+        finished = self._deliver(message)
+        self.delivered += finished
+        return finished
 
     def _deliver(self, message: dict) -> bool:
         """True when the message is finished with (delivered, or out of attempts)."""
@@ -215,13 +221,9 @@ def scheduled_event(rule: str) -> dict:
 # --- where moto differs from AWS ------------------------------------------------------------
 
 def correct_moto() -> None:
-    """Apply this service's corrections to moto (idempotent); Emulator.start calls it."""
+    """Apply this service's corrections to moto (idempotent; sluice.aws.corrections)."""
     _deliver_transformed_strings()
     _transform_input_as_aws_does()
-
-
-class _Undeliverable(str):
-    """An input transformer's output that is not valid JSON: no target can be given it."""
 
 
 def _deliver_transformed_strings() -> None:
@@ -234,22 +236,20 @@ def _deliver_transformed_strings() -> None:
     from moto.events.models import Rule
     from moto.sqs import sqs_backends
 
-    original = Rule._send_to_sqs_queue
-    if getattr(original, "sluice_patched", False):
-        return
+    def strings_as_they_are(original: Any) -> Any:
+        def send(self: Rule, resource_id: str, event: Any, group_id: str | None = None) -> None:
+            if isinstance(event, Undeliverable):
+                cloudwatch_backends[self.account_id][self.region_name].put_metric_data(
+                    "AWS/Events", [_failed_invocation(self.name)])
+                return
+            if not isinstance(event, str):
+                return original(self, resource_id, event, group_id)
+            sqs_backends[self.account_id][self.region_name].send_message(
+                queue_name=resource_id, message_body=json.dumps(event, ensure_ascii=False), group_id=group_id)
 
-    def send(self: Rule, resource_id: str, event: Any, group_id: str | None = None) -> None:
-        if isinstance(event, _Undeliverable):
-            cloudwatch_backends[self.account_id][self.region_name].put_metric_data(
-                "AWS/Events", [_failed_invocation(self.name)])
-            return
-        if not isinstance(event, str):
-            return original(self, resource_id, event, group_id)
-        sqs_backends[self.account_id][self.region_name].send_message(
-            queue_name=resource_id, message_body=json.dumps(event, ensure_ascii=False), group_id=group_id)
+        return send
 
-    send.sluice_patched = True  # type: ignore[attr-defined]
-    Rule._send_to_sqs_queue = send
+    replace(Rule, "_send_to_sqs_queue", strings_as_they_are)
 
 
 def _transform_input_as_aws_does() -> None:
@@ -267,57 +267,12 @@ def _transform_input_as_aws_does() -> None:
     epoch value, which its SQS delivery converts itself."""
     from moto.events.utils import EventTemplateParser
 
-    original = EventTemplateParser.parse
-    if getattr(original, "sluice_patched", False):
-        return
+    def as_aws_does(original: Any) -> Any:
+        def parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> Any:
+            if not input_template:
+                return original(input_template, input_paths_map, event)
+            return transformed(input_template, input_paths_map, event)
 
-    def parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> Any:
-        if not input_template:
-            return original(input_template, input_paths_map, event)
-        from jsonpath_ng.ext import parse as json_path
+        return staticmethod(parse)
 
-        event = dict(event)
-        if isinstance(event.get("time"), int | float):
-            event["time"] = datetime.fromtimestamp(float(event["time"]), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        values: dict[str, Any] = {"aws.events.event.json": event}
-        for name, path in input_paths_map.items():
-            found = json_path(path).find(event)
-            if found:  # a path the event lacks makes no variable (the page's "Common issues")
-                values[name] = found[0].value
-        text = _filled(input_template, values)
-        try:
-            return json.loads(text)
-        except ValueError:
-            return _Undeliverable(text)
-
-    parse.sluice_patched = True  # type: ignore[attr-defined]
-    EventTemplateParser.parse = staticmethod(parse)
-
-
-def _filled(template: str, values: dict[str, Any]) -> str:
-    """The template with each <variable> replaced: inside a quoted string, a string value as it is
-    (not escaped); anywhere else, the value as JSON (an unquoted string variable comes out quoted,
-    as the page's "Simple JSON" example shows).
-
-    >>> _filled('"<a> is in <b>"', {"a": 'say "hi"', "b": 2})
-    '"say "hi" is in 2"'
-    >>> _filled('{"x": <a>, "y": [<b>]}', {"a": "i-1", "b": 2})
-    '{"x": "i-1", "y": [2]}'
-    """
-    out, in_string, i = [], False, 0
-    while i < len(template):
-        char = template[i]
-        if char == "<" and (end := template.find(">", i)) > i and template[i + 1:end] in values:
-            value = values[template[i + 1:end]]
-            raw = in_string and isinstance(value, str)
-            out.append(value if raw else json.dumps(value, ensure_ascii=False))
-            i = end + 1
-            continue
-        if char == "\\" and in_string:
-            out.append(template[i:i + 2])
-            i += 2
-            continue
-        in_string ^= char == '"'
-        out.append(char)
-        i += 1
-    return "".join(out)
+    replace(EventTemplateParser, "parse", as_aws_does)

@@ -2,16 +2,18 @@
 
 The catalog itself is moto's; the job's catalog writer and the local crawler (sluice_glue.catalog)
 write to it through the API. Two things the writers rely on are Glue's and not moto's, so they
-are corrected here (Emulator.start applies them).
+are corrected here (sluice.aws.corrections applies them).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sluice.aws.moto_patch import replace
+
 
 def correct_moto() -> None:
-    """Apply this service's corrections to moto (idempotent)."""
+    """Apply this service's corrections to moto (idempotent; sluice.aws.corrections)."""
     _names_folded_to_lowercase()
     _update_table_checks_the_version()
 
@@ -35,21 +37,22 @@ def _names_folded_to_lowercase() -> None:
     header to a column by its exact spelling pass here and read NULLs on AWS."""
     from moto.glue.models import GlueBackend
 
-    create, update = GlueBackend.create_table, GlueBackend.update_table
-    if getattr(create, "sluice_patched", False):
-        return
+    def folded_create(create: Any) -> Any:
+        def create_table(self: GlueBackend, database_name: str, table_name: str,
+                         table_input: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            return create(self, database_name, table_name.lower(), _folded(table_input), *args, **kwargs)
 
-    def create_table(self: GlueBackend, database_name: str, table_name: str, table_input: dict[str, Any],
-                     *args: Any, **kwargs: Any) -> Any:
-        return create(self, database_name, table_name.lower(), _folded(table_input), *args, **kwargs)
+        return create_table
 
-    def update_table(self: GlueBackend, database_name: str, table_name: str,
-                     table_input: dict[str, Any]) -> None:
-        return update(self, database_name, table_name.lower(), _folded(table_input))
+    def folded_update(update: Any) -> Any:
+        def update_table(self: GlueBackend, database_name: str, table_name: str,
+                         table_input: dict[str, Any]) -> None:
+            return update(self, database_name, table_name.lower(), _folded(table_input))
 
-    create_table.sluice_patched = True  # type: ignore[attr-defined]
-    GlueBackend.create_table = create_table
-    GlueBackend.update_table = update_table
+        return update_table
+
+    replace(GlueBackend, "create_table", folded_create)
+    replace(GlueBackend, "update_table", folded_update)
 
 
 def _update_table_checks_the_version() -> None:
@@ -61,20 +64,18 @@ def _update_table_checks_the_version() -> None:
     from moto.glue.exceptions import GlueClientError
     from moto.glue.responses import GlueResponse
 
-    original = GlueResponse.update_table
-    if getattr(original, "sluice_patched", False):
-        return
+    def version_checked(original: Any) -> Any:
+        def update_table(self: GlueResponse) -> Any:
+            version = self.parameters.get("VersionId")
+            if version:
+                table_name = (self.parameters.get("TableInput") or {}).get("Name", "").lower()
+                current = self.glue_backend.get_table(str(self.parameters.get("DatabaseName")), table_name)
+                if str(current._current_version) != str(version):
+                    raise GlueClientError("ConcurrentModificationException",
+                                          f"Table {table_name} was updated to version "
+                                          f"{current._current_version} after version {version} was read")
+            return original(self)
 
-    def update_table(self: GlueResponse) -> Any:
-        version = self.parameters.get("VersionId")
-        if version:
-            table_name = (self.parameters.get("TableInput") or {}).get("Name", "").lower()
-            current = self.glue_backend.get_table(str(self.parameters.get("DatabaseName")), table_name)
-            if str(current._current_version) != str(version):
-                raise GlueClientError("ConcurrentModificationException",
-                                      f"Table {table_name} was updated to version {current._current_version} "
-                                      f"after version {version} was read")
-        return original(self)
+        return update_table
 
-    update_table.sluice_patched = True  # type: ignore[attr-defined]
-    GlueResponse.update_table = update_table
+    replace(GlueResponse, "update_table", version_checked)

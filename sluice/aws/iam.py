@@ -1,13 +1,14 @@
 """IAM, enforced locally: every call a handler, the job or the crawler makes is authorised as AWS
 would authorise it for the role it runs as, so that local green means AWS green. This module is
-the evaluator and the audit; iam_requests maps a call to what it asks for, iam_hook enforces.
+the evaluator: who calls (Principal), their policies, and IAM's decision on one request;
+iam_requests maps a call to what it asks for, iam_hook enforces, iam_audit records each decision.
 
-    >>> from sluice.aws.iam_hook import Enforcer, acting_as                # doctest: +SKIP
-    >>> audit = Audit(stack.principals)                                        # doctest: +SKIP
-    >>> Enforcer(audit, stack.resource_policies).install()                     # doctest: +SKIP
-    >>> with acting_as(stack.principals["StartJobFunction"]):                  # doctest: +SKIP
-    ...     handler(event, context)        # an unauthorised call raises AccessDenied, as on AWS
-    >>> audit.denied(), audit.unused_grants()                                  # doctest: +SKIP
+    >>> reader = Principal("Reader", "arn:aws:iam::123456789012:role/reader", [Policy("read", {
+    ...     "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::raw/*"}]})])
+    >>> evaluate(reader, "s3:GetObject", "arn:aws:s3:::raw/orders/a.csv")
+    Decision(allowed=True, statement='read/0', reason='allowed')
+    >>> evaluate(reader, "s3:PutObject", "arn:aws:s3:::raw/orders/a.csv").reason
+    'implicit deny'
 
 No maintained Python evaluator exists (policyuniverse and parliament parse and lint policies,
 policy_sentry writes them). moto's IAMPolicyStatement (moto/iam/access_control.py) is not reused:
@@ -25,12 +26,11 @@ from __future__ import annotations
 import functools
 import json
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluice.aws.emulator import ACCOUNT_ID
+from sluice.aws.account import ACCOUNT_ID
 
 
 @dataclass
@@ -72,7 +72,8 @@ def matches(glob: str, value: str, ignore_case: bool = False) -> bool:
     return bool(_pattern(glob, ignore_case).match(value))
 
 
-def _listed(value: Any) -> list[Any]:
+def listed(value: Any) -> list[Any]:
+    """A policy element as a list: IAM lets one value stand for a list of one."""
     return value if isinstance(value, list) else [value]
 
 
@@ -129,28 +130,29 @@ def _condition_holds(operator: str, actual: list[str] | None, expected: list[str
 
 
 def _conditions_hold(block: Mapping[str, Mapping[str, Any]], keys: Mapping[str, list[str]]) -> bool:
-    return all(_condition_holds(op, keys.get(key.lower()), [str(v) for v in _listed(want)])
+    return all(_condition_holds(op, keys.get(key.lower()), [str(v) for v in listed(want)])
                for op, tests in block.items() for key, want in tests.items())
 
 
 # --- statements ------------------------------------------------------------------------------
-def _statements(policy: Policy) -> Iterator[tuple[str, dict[str, Any]]]:
-    for index, statement in enumerate(_listed(policy.document.get("Statement", []))):
+def statements(policy: Policy) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each statement of the policy, labelled "policy/Sid" (or its index when it has no Sid)."""
+    for index, statement in enumerate(listed(policy.document.get("Statement", []))):
         yield f"{policy.name}/{statement.get('Sid') or index}", statement
 
 
 def _applies(statement: Mapping[str, Any], action: str, resource: str,
              keys: Mapping[str, list[str]]) -> bool:
     if "NotAction" in statement:
-        if any(matches(p, action, ignore_case=True) for p in _listed(statement["NotAction"])):
+        if any(matches(p, action, ignore_case=True) for p in listed(statement["NotAction"])):
             return False
-    elif not any(matches(p, action, ignore_case=True) for p in _listed(statement.get("Action", []))):
+    elif not any(matches(p, action, ignore_case=True) for p in listed(statement.get("Action", []))):
         return False
     if "NotResource" in statement:
-        if any(matches(p, resource) for p in _listed(statement["NotResource"])):
+        if any(matches(p, resource) for p in listed(statement["NotResource"])):
             return False
     elif "Resource" in statement and not any(matches(p, resource)
-                                             for p in _listed(statement["Resource"])):
+                                             for p in listed(statement["Resource"])):
         return False
     return _conditions_hold(statement.get("Condition", {}), keys)
 
@@ -164,7 +166,7 @@ def _named(statement: Mapping[str, Any], principal: Principal) -> str | None:
     if spec is None or spec == "*":
         return "caller"
     for kind, values in spec.items():
-        for value in _listed(values):
+        for value in listed(values):
             if value == "*" or value == principal.arn or (kind == "Service" and value == principal.service):
                 return "caller"
             if kind == "AWS" and not principal.service and value in (
@@ -180,7 +182,7 @@ def request_context(principal: Principal, extra: Mapping[str, str | list[str]] |
     if not principal.service:
         keys["aws:PrincipalArn"] = principal.arn
     keys.update(extra or {})
-    return {k.lower(): [str(v) for v in _listed(value)] for k, value in keys.items()}
+    return {k.lower(): [str(v) for v in listed(value)] for k, value in keys.items()}
 
 
 def evaluate(principal: Principal, action: str, resource: str,
@@ -191,8 +193,8 @@ def evaluate(principal: Principal, action: str, resource: str,
     must allow, itself or by enabling IAM policies through the account root. (IAM User Guide,
     "Policy evaluation for requests within a single account"; AWS KMS "Default key policy".)"""
     keys = request_context(principal, context)
-    identity = [(label, s) for p in principal.policies for label, s in _statements(p)]
-    on_resource = [(label, s, named) for label, s in _statements(Policy("resource policy",
+    identity = [(label, s) for p in principal.policies for label, s in statements(p)]
+    on_resource = [(label, s, named) for label, s in statements(Policy("resource policy",
                                                                         resource_policy or {}))
                    if (named := _named(s, principal))]
     for label, statement in [*identity, *((label, s) for label, s, _ in on_resource)]:
@@ -222,105 +224,3 @@ def managed_policy(arn: str) -> Policy:
     if not arn.startswith("arn:aws:iam::aws:policy/") or entry is None:
         raise KeyError(f"managed policy {arn} is not known locally")
     return Policy(name, entry["Document"])
-
-
-# --- the audit: every decision, for `sluice iam` and the demo ---------------------------------
-@dataclass(frozen=True)
-class Call:
-    principal: str
-    operation: str  # "s3.GetObject", or "delivery.<rule or bucket>" for a service's own delivery
-    action: str
-    resource: str
-    allowed: bool
-    statement: str | None
-    reason: str
-    count: int = 1
-
-    @property
-    def missing_grant(self) -> str:
-        """What would have allowed a denied call, in the words of the policy to change."""
-        if self.reason == "explicit deny":
-            return f"{self.statement} denies it"
-        if "." in self.principal:  # a service principal: only a resource policy can let it in
-            kind = "key policy" if self.resource.startswith("arn:aws:kms:") else "resource policy"
-            return f"an Allow of {self.action} to {self.principal} in the {kind} of {self.resource}"
-        return f"an Allow of {self.action} on {self.resource} in {self.principal}'s policies"
-
-
-# A Call's fields but its count: (principal, operation, action, resource, allowed, statement, reason).
-CallKey = tuple[str, str, str, str, bool, str | None, str]
-
-
-class Audit:
-    """Every decision, counted once per (principal, operation, action, resource, outcome): a
-    runtime left up for days polls its queues millions of times."""
-
-    def __init__(self, principals: Mapping[str, Principal] | None = None) -> None:
-        self.principals: dict[str, Principal] = {p.name: p for p in (principals or {}).values()}
-        self._calls: dict[CallKey, int] = {}
-        self._unmapped: set[str] = set()
-        self._lock = threading.Lock()
-        self.version = 0  # bumps on every new kind of call: when to write the audit out again
-
-    def record(self, principal: Principal, operation: str, action: str, resource: str,
-               decision: Decision, mapped: bool = True) -> None:
-        key = (principal.name, operation, action, resource, decision.allowed, decision.statement,
-               decision.reason)
-        with self._lock:
-            if principal.policies:  # a service principal has none to audit for unused grants
-                self.principals.setdefault(principal.name, principal)
-            if key not in self._calls:
-                self.version += 1
-            self._calls[key] = self._calls.get(key, 0) + 1
-            if not mapped:
-                self._unmapped.add(operation)
-
-    def calls(self, principal: str | None = None) -> list[Call]:
-        with self._lock:
-            return [Call(*key, count=n) for key, n in self._calls.items() if principal in (None, key[0])]
-
-    def denied(self) -> list[Call]:
-        return [c for c in self.calls() if not c.allowed]
-
-    def unmapped(self) -> list[str]:
-        """Operations authorised as `service:Operation` on "*" (no mapping to their resources)."""
-        with self._lock:
-            return sorted(self._unmapped)
-
-    def unused_grants(self) -> dict[str, list[tuple[str, str, str]]]:
-        """Per principal, each (statement, action pattern, resource pattern) of its Allow
-        statements that no allowed call matched."""
-        unused: dict[str, list[tuple[str, str, str]]] = {}
-        for name, principal in sorted(self.principals.items()):
-            made = [c for c in self.calls(name) if c.allowed]
-            for policy in principal.policies:
-                for label, s in _statements(policy):
-                    if s.get("Effect") != "Allow":
-                        continue
-                    for act in _listed(s.get("Action", s.get("NotAction", []))):
-                        for res in _listed(s.get("Resource", s.get("NotResource", "*"))):
-                            if not any(matches(act, c.action, True) and matches(res, c.resource)
-                                       for c in made):
-                                unused.setdefault(name, []).append((label, act, res))
-        return unused
-
-    def to_dict(self) -> dict[str, Any]:
-        """Per principal: the calls made and the grants never used; every denial with what
-        would have allowed it (`sluice iam`, `status --json`)."""
-        calls: dict[str, list[dict[str, Any]]] = {}
-        for c in sorted(self.calls(), key=lambda c: (c.principal, c.action, c.resource)):
-            calls.setdefault(c.principal, []).append(
-                {"action": c.action, "resource": c.resource, "allowed": c.allowed, "count": c.count})
-        return {"calls": calls,
-                "unused_grants": {p: [{"statement": s, "action": a, "resource": r} for s, a, r in grants]
-                                  for p, grants in self.unused_grants().items()},
-                "denied": [{"principal": c.principal, "action": c.action, "resource": c.resource,
-                            "operation": c.operation, "count": c.count, "missing_grant": c.missing_grant}
-                           for c in self.denied()],
-                "unmapped": self.unmapped()}
-
-
-def denial_report(denied: list[dict[str, Any]]) -> str:
-    """One line per denied call or delivery (from Audit.to_dict()["denied"])."""
-    return "\n".join(f"DENIED  {d['principal']}: {d['action']} on {d['resource']} ({d['count']}x); "
-                     f"missing: {d['missing_grant']}" for d in denied)

@@ -1,5 +1,6 @@
 """The enforcement: a botocore hook on the clients of a boto3 session, authorising each call as
-the principal it is made for (sluice.aws.iam decides) and answering a denied one as AWS does.
+the principal it is made for (sluice.aws.iam decides, sluice.aws.iam_audit records) and answering
+a denied one as AWS does.
 
     >>> Enforcer(Audit(stack.principals), stack.resource_policies).install()   # doctest: +SKIP
     >>> with acting_as(stack.principals["EtlJob"]):                          # doctest: +SKIP
@@ -17,11 +18,10 @@ from typing import Any
 import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from botocore.config import Config
 
-from sluice.aws import iam_requests
-from sluice.aws.emulator import REGION
-from sluice.aws.iam import Audit, Decision, Principal, evaluate
+from sluice.aws import account, iam_requests
+from sluice.aws.iam import Decision, Principal, evaluate
+from sluice.aws.iam_audit import Audit
 
 _current: ContextVar[Principal | None] = ContextVar("sluice_iam_principal", default=None)
 _active: Enforcer | None = None
@@ -127,7 +127,7 @@ class Enforcer:
 
     def decide(self, principal: Principal, service: str, operation: str, params: dict[str, Any],
                context: dict[str, Any]) -> None:
-        region = context.get("client_region") or "us-east-1"
+        region = context.get("client_region") or account.REGION
         try:
             found = iam_requests.mapped(service, operation, params, principal.account, region)
         except (KeyError, TypeError, AttributeError):
@@ -201,8 +201,5 @@ def service_principal(service: str) -> Principal:
 def client_as(principal: Principal | None, service: str, endpoint: str | None = None) -> Any:
     """A client of boto3's default session (where the enforcer is installed) that acts as
     `principal` in every thread it is used from, as a client made from a role's credentials does."""
-    # The service is a name known only at run time: none of the stubs' per-service overloads applies.
-    make_client: Any = boto3.client
     with acting_as(principal):
-        return make_client(service, endpoint_url=endpoint, region_name=REGION,
-                           config=Config(retries={"mode": "standard", "max_attempts": 3}))
+        return account.client(service, endpoint)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.aws.emulator import ACCOUNT_ID
+from sluice.aws.account import ACCOUNT_ID, REGION, queue_arn
 
 # S3: Service Authorization Reference, "Actions, resources, and condition keys for Amazon S3"
 # (its "API operations" table). Glue: "Specifying AWS Glue resource ARNs" (a catalog call needs
@@ -95,13 +95,8 @@ def _glue(operation: str, p: dict[str, Any], account: str, region: str
     return [(f"glue:{operation}", resource) for resource in catalog + tables]
 
 
-def _queue_arn(url: str, region: str) -> str:
-    account, name = url.rstrip("/").split("/")[-2:]
-    return f"arn:aws:sqs:{region}:{account}:{name}"
-
-
 def authorization(service: str, operation: str, params: dict[str, Any], account: str = ACCOUNT_ID,
-                  region: str = "us-east-1") -> list[tuple[str, str]]:
+                  region: str = REGION) -> list[tuple[str, str]]:
     """The (action, resource ARN) pairs IAM checks for one API call; an operation not mapped
     here is checked as `service:Operation` on "*" (and the audit lists it as unmapped).
 
@@ -121,7 +116,7 @@ def mapped(service: str, operation: str, p: dict[str, Any], account: str, region
     if service == "glue":
         return _glue(operation, p, account, region)
     if service == "sqs" and "QueueUrl" in p:
-        return [(f"sqs:{_SQS_BATCH.get(operation, operation)}", _queue_arn(p["QueueUrl"], region))]
+        return [(f"sqs:{_SQS_BATCH.get(operation, operation)}", queue_arn(p["QueueUrl"], region))]
     if service == "sns" and operation == "Publish":
         return [("sns:Publish", p.get("TopicArn") or p["TargetArn"])]
     if service == "events" and operation == "PutEvents":

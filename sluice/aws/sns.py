@@ -22,9 +22,9 @@ from email.parser import BytesParser
 from email.utils import format_datetime
 from pathlib import Path
 
-from botocore.exceptions import ClientError
-
+from sluice.aws.account import queue_arn
 from sluice.aws.emulator import Emulator
+from sluice.aws.sqs import drain
 from sluice.timeline import Timeline
 
 DEFAULT_SUBJECT = "AWS Notification Message"  # SNS's, for a message published without a Subject
@@ -39,10 +39,8 @@ class EmailOutbox:
         self.timeline = timeline
         topic = topic_arn.rsplit(":", 1)[-1]
         self.queue_url = self.sqs.create_queue(QueueName=f"{topic}-email-outbox")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         # Not raw: SNS's JSON envelope carries the Subject (when there is one) beside the Message.
-        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(self.queue_url))
         self.display_name = self.sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get(
             "DisplayName") or topic
         self.sent = 0
@@ -52,21 +50,16 @@ class EmailOutbox:
         return [s["Endpoint"] for s in subscriptions if s["Protocol"] == "email"]
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
-        return [threading.Thread(target=self._drain, args=(stop,), daemon=True, name="sns-email")]
+        return [threading.Thread(target=drain, args=(self.sqs, self.queue_url, stop, self._mail), daemon=True,
+                                 name="sns-email")]
 
-    def _drain(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                                    WaitTimeSeconds=1).get("Messages", [])  # long polling
-            except ClientError:  # moto's SQS is not thread-safe under load: ask again
-                continue
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                for recipient in self.recipients():
-                    path = self.write(recipient, envelope["Message"], envelope.get("Subject"))
-                    self.timeline.emit("sns", f"email to {recipient} -> {path}")
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    def _mail(self, message: dict) -> bool:
+        """One message of the topic, written once per subscriber."""
+        envelope = json.loads(message["Body"])
+        for recipient in self.recipients():
+            path = self.write(recipient, envelope["Message"], envelope.get("Subject"))
+            self.timeline.emit("sns", f"email to {recipient} -> {path}")
+        return True
 
     def write(self, recipient: str, body: str, subject: str | None = None) -> Path:
         now = datetime.now(UTC)

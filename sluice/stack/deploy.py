@@ -2,14 +2,14 @@
 locally.
 
 moto's CloudFormation cannot create Glue resources and cannot run Lambda without Docker, so this
-walks the translated template itself: the create-time rules AWS applies are checked first
-(sluice.stack.rules), the intrinsic functions resolved (sluice.stack.resolve) against the
-parameters of samconfig.toml's [local] environment, and each resource created with the
+walks the translated template itself: its intrinsic functions resolved once (sluice.stack.resolve)
+against the parameters of samconfig.toml's [local] environment, the create-time rules AWS applies
+checked on that (sluice.stack.rules) before anything exists, and each resource created with the
 emulator's API. IAM roles, KMS keys, log groups and resource policies are not created in the
 emulator: the roles' policies and the resource policies are collected on the Stack
 (sluice.stack.policies) for sluice.aws.iam to enforce.
 
-    >>> stack = deploy(emulator, SamApp.load(), local_parameters())   # doctest: +SKIP
+    >>> stack = deploy(aws, SamApp.load(), local_parameters())        # doctest: +SKIP
     >>> stack.names["RawBucket"]                                      # doctest: +SKIP
     'sluice-local-raw-123456789012-us-east-1'
 """
@@ -19,16 +19,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sluice.aws.account import queue_arn
+from sluice.aws.awslambda import Function
 from sluice.aws.emulator import Emulator
+from sluice.aws.events import RuleTarget
+from sluice.aws.sqs_event_source import EventSourceMapping
 from sluice.stack import rules
-from sluice.stack.model import EventSourceMapping, Function, RuleTarget, Stack
+from sluice.stack.model import Stack
 from sluice.stack.policies import collect_policies
-from sluice.stack.resolve import QUEUE_URL_PLACEHOLDER, Resolver, local_parameters, name_resources
+from sluice.stack.resolve import resolve_template
 from sluice.stack.template import SamApp
-
-# Importable from here, as before the split: the runtime, the emulated services and tests use them.
-_Resolver = Resolver
-__all__ = ["EventSourceMapping", "Function", "RuleTarget", "Stack", "deploy", "local_parameters"]
 
 # Types created in this order (queues before the bucket that notifies them, DLQs first).
 CREATE_ORDER = ["AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Glue::Database",
@@ -42,22 +42,18 @@ CREATE_ORDER = ["AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "A
 def deploy(aws: Emulator, app: SamApp, params: dict[str, str], concurrency_quota: int | None = None) -> Stack:
     """Create the stack; a template AWS would refuse raises rules.CreateRuleError and creates
     nothing. `concurrency_quota`: the account's Lambda concurrency (default: the setting)."""
-    rules.check(app, params, concurrency_quota)
-    stack = Stack()
-    resolve = name_resources(app, params, stack)
-    ordered = sorted(app.resources.items(), key=lambda item: item[0])
+    template = resolve_template(app, params, sqs_endpoint=aws.endpoint)
+    rules.check(template, concurrency_quota)
+    stack = template.stack
     for rtype in CREATE_ORDER:
-        batch = [(lid, r) for lid, r in ordered if r["Type"] == rtype]
+        batch = list(template.of_type(rtype))
         if rtype == "AWS::SQS::Queue":  # dead-letter queues before the queues that use them
-            batch.sort(key=lambda item: "RedrivePolicy" in item[1].get("Properties", {}))
-        for logical_id, resource in batch:
-            if not resolve.included(resource):
-                continue
-            props = resolve(resource.get("Properties", {}))
-            stack.resources[logical_id] = props
+            batch.sort(key=lambda item: "RedrivePolicy" in item[1])
+        for logical_id, props in batch:
             _CREATORS[rtype](aws, app, stack, logical_id, props)
-    collect_policies(app, stack, resolve)
-    stack.outputs = {k: str(resolve(v["Value"])) for k, v in app.translated.get("Outputs", {}).items()}
+    collect_policies(template)
+    outputs = app.translated.get("Outputs", {})
+    stack.outputs = {k: str(template.resolve(v["Value"])) for k, v in outputs.items()}
     return stack
 
 
@@ -66,17 +62,11 @@ def _queue(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dic
                                              "DelaySeconds") if k in props}
     if "RedrivePolicy" in props:
         attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
-    name = stack.names[logical_id].removeprefix(QUEUE_URL_PLACEHOLDER)
-    url = aws.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    _replace_name(stack, logical_id, url)
-
-
-def _replace_name(stack: Stack, logical_id: str, value: str) -> None:
-    """Queue URLs are known only once created; earlier resolved values used a placeholder."""
-    placeholder = stack.names[logical_id]
-    stack.names[logical_id] = value
-    for fn in stack.functions.values():
-        fn.environment = {k: v.replace(placeholder, value) for k, v in fn.environment.items()}
+    expected = stack.names[logical_id]  # its Ref, resolved before anything was created
+    url = aws.client("sqs").create_queue(QueueName=expected.rsplit("/", 1)[-1], Attributes=attributes)[
+        "QueueUrl"]
+    if url != expected:
+        raise RuntimeError(f"{logical_id}: the emulator named the queue {url}, not its Ref {expected}")
 
 
 def _table(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict) -> None:
@@ -158,9 +148,7 @@ def _rule(aws: Emulator, app: SamApp, stack: Stack, logical_id: str, props: dict
         # A short visibility timeout: a failed delivery is retried soon, as EventBridge would.
         queue_url = sqs.create_queue(QueueName=f"{name}-target{index}"[:80],
                                      Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
-        targets.append({k: v for k, v in {**target, "Arn": queue_arn}.items() if k != "RoleArn"})
+        targets.append({k: v for k, v in {**target, "Arn": queue_arn(queue_url)}.items() if k != "RoleArn"})
         stack.rule_targets.append(RuleTarget(
             rule=name, kind=kind[0], target=kind[1], queue_url=queue_url,
             schedule=props.get("ScheduleExpression")))

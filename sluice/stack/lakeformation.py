@@ -26,8 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sluice.stack.model import Stack
-from sluice.stack.resolve import name_resources
+from sluice.stack.resolve import resolve_template
 from sluice.stack.template import SamApp
 
 _DESCRIBE = {"GetTable", "GetTables", "GetPartition", "GetPartitions", "BatchGetPartition"}
@@ -100,22 +99,16 @@ class LakeFormationGrants:
 
     @classmethod
     def of(cls, app: SamApp, params: dict[str, str]) -> LakeFormationGrants:
-        stack = Stack()
-        resolve = name_resources(app, params, stack)
+        template = resolve_template(app, params)
+        stack = template.stack
         roles = {stack.arns[lid]: lid for lid, r in app.resources.items() if r["Type"] == "AWS::IAM::Role"}
+        registered = [props["ResourceArn"] for _, props in template.of_type("AWS::LakeFormation::Resource")]
         grants: set[Need] = set()
-        registered: list[str] = []
-        for _, resource in sorted(app.resources.items()):
-            if not resolve.included(resource):
-                continue
-            if resource["Type"] == "AWS::LakeFormation::Resource":
-                registered.append(resolve(resource["Properties"])["ResourceArn"])
-            if resource["Type"] == "AWS::LakeFormation::PrincipalPermissions":
-                props = resolve(resource["Properties"])
-                who = roles.get(props["Principal"]["DataLakePrincipalIdentifier"],
-                                props["Principal"]["DataLakePrincipalIdentifier"])
-                on = _resource(props["Resource"])
-                grants |= {Need(who, permission, on) for permission in props["Permissions"]}
+        for _, props in template.of_type("AWS::LakeFormation::PrincipalPermissions"):
+            who = roles.get(props["Principal"]["DataLakePrincipalIdentifier"],
+                            props["Principal"]["DataLakePrincipalIdentifier"])
+            on = _resource(props["Resource"])
+            grants |= {Need(who, permission, on) for permission in props["Permissions"]}
         names = stack.names
         locations = {names["RawDatabase"]: stack.arns["RawBucket"],
                      names["ProcessedDatabase"]: stack.arns["ProcessedBucket"]}

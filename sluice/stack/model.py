@@ -1,45 +1,16 @@
 """What the local deploy produces: the Stack (names, ARNs, functions, event source mappings, rule
-targets, roles and resource policies) that the local runtime and the emulated services run from."""
+targets, roles and resource policies) that the local runtime and the emulated services run from.
+Each service keeps its own records (sluice.aws.awslambda.Function, sluice.aws.sqs_event_source.
+EventSourceMapping, sluice.aws.events.RuleTarget, sluice.aws.iam.Principal); the Stack holds them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from sluice.aws.awslambda import Function
+from sluice.aws.events import RuleTarget
 from sluice.aws.iam import Principal
-
-
-@dataclass
-class Function:
-    logical_id: str
-    name: str
-    code_dir: Path
-    handler: str
-    environment: dict[str, str]
-    timeout: int
-    dead_letter_queue: str | None = None  # the URL of its DeadLetterConfig queue (asynchronous events)
-
-
-@dataclass
-class EventSourceMapping:
-    function: str  # logical id
-    queue_url: str
-    batch_size: int
-    batching_window: int
-    max_concurrency: int
-    report_batch_item_failures: bool
-
-
-@dataclass
-class RuleTarget:
-    """An EventBridge rule target the emulator cannot reach (Lambda, SNS), routed through an
-    internal queue that moto's own rule matching and input transformer feed."""
-
-    rule: str
-    kind: str  # "lambda" | "sns"
-    target: str  # function logical id, or topic ARN
-    queue_url: str
-    schedule: str | None = None  # rate(...) for scheduled rules
+from sluice.aws.sqs_event_source import EventSourceMapping
 
 
 @dataclass

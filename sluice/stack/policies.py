@@ -4,21 +4,22 @@ function), resolved as CloudFormation would resolve them, for sluice.aws.iam to 
 
 from __future__ import annotations
 
-from sluice.aws.emulator import ACCOUNT_ID, REGION
+from sluice.aws.account import ACCOUNT_ID, REGION
 from sluice.aws.iam import Policy, Principal, managed_policy
 from sluice.stack.model import Stack
-from sluice.stack.resolve import Resolver
-from sluice.stack.template import SamApp
+from sluice.stack.resolve import Template
 
 POLICY_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::KMS::Key",
                 "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
                 "AWS::Lambda::Permission")
+RUN_AS_A_ROLE = ("AWS::Lambda::Function", "AWS::Glue::Crawler", "AWS::Glue::Job")
 
 
-def collect_policies(app: SamApp, stack: Stack, resolve: Resolver) -> None:
-    """Fill stack.roles, stack.principals and stack.resource_policies."""
-    found = [(lid, r["Type"], resolve(r.get("Properties", {}))) for lid, r in sorted(app.resources.items())
-             if r["Type"] in POLICY_TYPES and resolve.included(r)]
+def collect_policies(template: Template) -> None:
+    """Fill the template's stack.roles, stack.principals and stack.resource_policies."""
+    stack = template.stack
+    found = [(lid, rtype, props) for lid, (rtype, props) in sorted(template.resources.items())
+             if rtype in POLICY_TYPES]
     for lid, rtype, props in found:
         if rtype == "AWS::IAM::Role":
             policies = [Policy(p["PolicyName"], p["PolicyDocument"]) for p in props.get("Policies", [])]
@@ -44,8 +45,8 @@ def collect_policies(app: SamApp, stack: Stack, resolve: Resolver) -> None:
                 add_statements(stack.resource_policies, topic, props["PolicyDocument"])
         elif rtype == "AWS::Lambda::Permission":
             add_statements(stack.resource_policies, *_function_permission(lid, props))
-    for lid, props in stack.resources.items():  # functions, the crawler, the job
-        if props.get("Role"):
+    for lid, (rtype, props) in template.resources.items():
+        if rtype in RUN_AS_A_ROLE and props.get("Role"):
             stack.principals[lid] = stack.roles[_role(stack, props["Role"])]
 
 

@@ -1,10 +1,13 @@
 """The template's intrinsic functions (Ref, GetAtt, Sub, If, ...) resolved as CloudFormation
 resolves them, against one samconfig.toml environment's parameters, and what each resource's Ref
-and GetAtt Arn return before anything exists.
+and GetAtt Arn return before anything exists. The template is resolved once (`resolve_template`),
+and the create-time rules, the deploy and the policies all read that one result.
 
-    >>> resolve = Resolver(SamApp.load(), local_parameters(), Stack())   # doctest: +SKIP
-    >>> resolve({"Fn::Sub": "sluice-${Stage}"})                           # doctest: +SKIP
+    >>> template = resolve_template(SamApp.load(), local_parameters())
+    >>> template.resolve({"Fn::Sub": "sluice-${Stage}"})
     'sluice-local'
+    >>> template.stack.names["IngestQueue"]      # a queue's Ref is its URL, known before it exists
+    'https://sqs.us-east-1.amazonaws.com/123456789012/sluice-local-ingest'
 """
 
 from __future__ import annotations
@@ -13,16 +16,19 @@ import re
 import shlex
 import tomllib
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice.aws.emulator import ACCOUNT_ID, REGION
+from sluice import ROOT
+from sluice.aws.account import ACCOUNT_ID, REGION
 from sluice.stack.model import Stack
-from sluice.stack.template import ROOT, SamApp
+from sluice.stack.template import SamApp
 
 PSEUDO = {"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::Partition": "aws",
           "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
-QUEUE_URL_PLACEHOLDER = "__queue_url__"  # a queue's Ref until the queue exists
+SQS_ENDPOINT = f"https://sqs.{REGION}.amazonaws.com"  # where a queue's URL begins on AWS
 
 
 def local_parameters(config: Path = ROOT / "samconfig.toml", env: str = "local") -> dict[str, str]:
@@ -103,7 +109,39 @@ class Resolver:
         return re.sub(r"\$\{([^}!]+)\}", replace, template)
 
 
-def name_resources(app: SamApp, params: dict[str, str], stack: Stack) -> Resolver:
+@dataclass
+class Template:
+    """The template as CloudFormation would create it: each resource's Ref and Arn (on `stack`),
+    and the properties of every resource its condition keeps, resolved."""
+
+    app: SamApp
+    params: dict[str, str]
+    stack: Stack
+    resolve: Resolver
+    resources: dict[str, tuple[str, dict]]  # logical id -> (type, resolved properties)
+
+    def of_type(self, rtype: str) -> Iterator[tuple[str, dict]]:
+        return ((lid, props) for lid, (t, props) in sorted(self.resources.items()) if t == rtype)
+
+    def by_arn(self, arn: str) -> tuple[str, dict] | None:
+        lid = next((lid for lid, a in self.stack.arns.items() if arn and a == arn), None)
+        return (lid, self.resources[lid][1]) if lid in self.resources else None
+
+
+def resolve_template(app: SamApp, params: dict[str, str], sqs_endpoint: str = SQS_ENDPOINT) -> Template:
+    """The template resolved against `params`, once; its Stack holds each resource's Ref and Arn
+    and, in `resources`, its resolved properties (the deploy fills in the rest). `sqs_endpoint`:
+    where the queues' URLs begin (the emulator's endpoint, for a local deploy)."""
+    stack = Stack()
+    resolve = name_resources(app, params, stack, sqs_endpoint)
+    resources = {lid: (r["Type"], resolve(r.get("Properties", {})))
+                 for lid, r in sorted(app.resources.items()) if resolve.included(r)}
+    stack.resources = {lid: props for lid, (_, props) in resources.items()}
+    return Template(app, params, stack, resolve, resources)
+
+
+def name_resources(app: SamApp, params: dict[str, str], stack: Stack,
+                   sqs_endpoint: str = SQS_ENDPOINT) -> Resolver:
     """Every resource's Ref and GetAtt Arn on the stack (names depend only on parameters in this
     template), and a resolver that can then resolve any property."""
     resolve = Resolver(app, params, stack)
@@ -111,12 +149,15 @@ def name_resources(app: SamApp, params: dict[str, str], stack: Stack) -> Resolve
     for logical_id, resource in sorted(app.resources.items()):
         props = resolve(_name_properties(resource.get("Properties", {})))
         stack.names[logical_id], stack.arns[logical_id] = name_and_arn(
-            resource["Type"], logical_id, props, stack_name)
+            resource["Type"], logical_id, props, stack_name, sqs_endpoint)
     return resolve
 
 
-def name_and_arn(rtype: str, logical_id: str, props: dict, stack_name: str) -> tuple[str, str]:
-    """What Ref returns and what GetAtt Arn returns, before anything exists."""
+def name_and_arn(rtype: str, logical_id: str, props: dict, stack_name: str,
+                 sqs_endpoint: str = SQS_ENDPOINT) -> tuple[str, str]:
+    """What Ref returns and what GetAtt Arn returns, before anything exists. A queue's Ref is its
+    URL ("AWS::SQS::Queue", CloudFormation user guide, return values), which is the endpoint, the
+    account and the name (sluice.aws.account.queue_arn)."""
     default = f"{stack_name}-{logical_id}"
     arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}:{{}}"
     if rtype == "AWS::S3::Bucket":
@@ -124,7 +165,7 @@ def name_and_arn(rtype: str, logical_id: str, props: dict, stack_name: str) -> t
         return name, f"arn:aws:s3:::{name}"
     if rtype == "AWS::SQS::Queue":
         name = props.get("QueueName", default)
-        return f"{QUEUE_URL_PLACEHOLDER}{name}", arn.format("sqs", name)
+        return f"{sqs_endpoint}/{ACCOUNT_ID}/{name}", arn.format("sqs", name)
     if rtype == "AWS::DynamoDB::Table":
         name = props.get("TableName", default)
         return name, arn.format("dynamodb", f"table/{name}")

@@ -7,24 +7,27 @@ quotas" - Lambda developer guide, "Lambda quotas" - without saying how reduced; 
 100 refuses every reservation, as such an account does. 1,000 is the default quota of an account
 AWS has raised.)
 
-    >>> check(SamApp.load(), local_parameters())            # doctest: +SKIP
-    >>> check(SamApp.load(), {**local_parameters(), "IngestBatchSize": "100"})  # doctest: +SKIP
-    Traceback (most recent call last):
-    CreateRuleError: AWS would refuse this template: ...
+    >>> from sluice.stack.resolve import local_parameters
+    >>> app = SamApp.load()
+    >>> refusals(app, local_parameters())
+    []
+    >>> for refusal in refusals(app, {**local_parameters(), "IngestBatchSize": "20"}):
+    ...     print(refusal.rule)
+    BatchSize 20 above 10 needs MaximumBatchingWindowInSeconds >= 1 (it is 0)
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sluice.aws.emulator import ACCOUNT_ID
-from sluice.aws.iam import Principal, evaluate
-from sluice.stack.model import Stack
+from sluice.aws.iam_audit import Audit
+from sluice.aws.iam_hook import Enforcer
+from sluice.aws.sqs import s3_may_send
 from sluice.stack.policies import add_statements, queue_of
-from sluice.stack.resolve import name_resources
+from sluice.stack.resolve import Template, resolve_template
 from sluice.stack.template import SamApp
 
 # Lambda keeps this much of the account's concurrency unreserved: "You can reserve up to the
@@ -55,35 +58,23 @@ class CreateRuleError(ValueError):
         super().__init__("AWS would refuse this template:\n" + "\n".join(f"  {r}" for r in refusals))
 
 
-@dataclass
-class _Template:
-    """The resources as CloudFormation would create them: resolved, conditions applied."""
-
-    stack: Stack
-    resources: dict[str, tuple[str, dict]]  # logical id -> (type, resolved properties)
-    concurrency_quota: int
-
-    def of_type(self, rtype: str) -> Iterator[tuple[str, dict]]:
-        return ((lid, props) for lid, (t, props) in sorted(self.resources.items()) if t == rtype)
-
-    def by_arn(self, arn: str) -> tuple[str, dict] | None:
-        lid = next((lid for lid, a in self.stack.arns.items() if arn and a == arn), None)
-        return (lid, self.resources[lid][1]) if lid in self.resources else None
-
-
-def check(app: SamApp, params: dict[str, str], concurrency_quota: int | None = None) -> None:
-    """Raise CreateRuleError listing every rule the template breaks."""
-    if found := refusals(app, params, concurrency_quota):
+def check(template: Template, concurrency_quota: int | None = None) -> None:
+    """Raise CreateRuleError listing every rule the resolved template breaks (the account's Lambda
+    concurrency is `concurrency_quota`, or the setting)."""
+    if found := template_refusals(template, concurrency_quota):
         raise CreateRuleError(found)
 
 
 def refusals(app: SamApp, params: dict[str, str], concurrency_quota: int | None = None) -> list[Refusal]:
-    stack = Stack()
-    resolve = name_resources(app, params, stack)
+    """Every rule the template breaks with these parameters."""
+    return template_refusals(resolve_template(app, params), concurrency_quota)
+
+
+def template_refusals(template: Template, concurrency_quota: int | None = None) -> list[Refusal]:
     quota = concurrency_quota or int(os.environ.get(QUOTA_SETTING, str(NEW_ACCOUNT_QUOTA)))
-    template = _Template(stack, {lid: (r["Type"], resolve(r.get("Properties", {})))
-                                 for lid, r in app.resources.items() if resolve.included(r)}, quota)
-    return [*_parameters(app, params), *(refusal for rule in RULES for refusal in rule(template))]
+    return [*_parameters(template.app, template.params), *_sqs_mappings(template),
+            *_reserved_concurrency(template, quota), *_glue_jobs(template), *_dead_letter_retention(template),
+            *_s3_to_queue(template)]
 
 
 def _parameters(app: SamApp, params: dict[str, str]) -> Iterator[Refusal]:
@@ -117,7 +108,7 @@ def _n(props: dict, key: str) -> int:
     return int(props.get(key, DEFAULTS[key]))
 
 
-def _sqs_mappings(t: _Template) -> Iterator[Refusal]:
+def _sqs_mappings(t: Template) -> Iterator[Refusal]:
     """Lambda's parameters for SQS event source mappings (docs.aws.amazon.com/lambda/latest/dg/
     services-sqs-parameters.html: BatchSize at most 10,000, 10 for FIFO queues; API_ScalingConfig:
     MaximumConcurrency 2 to 1,000; CreateEventSourceMapping's MaximumBatchingWindowInSeconds: "when
@@ -149,17 +140,17 @@ def _sqs_mappings(t: _Template) -> Iterator[Refusal]:
                                f"queue {queue_id} VisibilityTimeout {_n(queue_props, 'VisibilityTimeout')} s")
 
 
-def _reserved_concurrency(t: _Template) -> Iterator[Refusal]:
+def _reserved_concurrency(t: Template, quota: int) -> Iterator[Refusal]:
     reserved = {lid: int(p["ReservedConcurrentExecutions"]) for lid, p in t.of_type("AWS::Lambda::Function")
                 if "ReservedConcurrentExecutions" in p}
-    if reserved and t.concurrency_quota - sum(reserved.values()) < UNRESERVED_MINIMUM:
+    if reserved and quota - sum(reserved.values()) < UNRESERVED_MINIMUM:
         yield Refusal(", ".join(reserved), f"ReservedConcurrentExecutions {sum(reserved.values())} leaves "
-                      f"{t.concurrency_quota - sum(reserved.values())} of the account's "
-                      f"{t.concurrency_quota} unreserved; Lambda keeps at least {UNRESERVED_MINIMUM} "
+                      f"{quota - sum(reserved.values())} of the account's "
+                      f"{quota} unreserved; Lambda keeps at least {UNRESERVED_MINIMUM} "
                       f"(quota setting: {QUOTA_SETTING})")
 
 
-def _glue_jobs(t: _Template) -> Iterator[Refusal]:
+def _glue_jobs(t: Template) -> Iterator[Refusal]:
     """Glue's Job structure (docs.aws.amazon.com/glue/latest/dg/aws-glue-api-jobs-job.html):
     "Do not set Max Capacity if using WorkerType and NumberOfWorkers"; Timeout in minutes, at
     least 1; arguments are string-to-string pairs; a Spark job runs at least 2 workers (the
@@ -180,7 +171,7 @@ def _glue_jobs(t: _Template) -> Iterator[Refusal]:
                     yield Refusal(lid, f"{kind} {name} is {value!r}: a value must be a non-empty string")
 
 
-def _dead_letter_retention(t: _Template) -> Iterator[Refusal]:
+def _dead_letter_retention(t: Template) -> Iterator[Refusal]:
     """A standard queue's message expires by its original enqueue time, also in the DLQ: "always
     set the retention period of a dead-letter queue to be longer than the retention period of the
     original queue" (docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
@@ -195,7 +186,7 @@ def _dead_letter_retention(t: _Template) -> Iterator[Refusal]:
                                f"queue's {source} s: moved messages would expire early")
 
 
-def _s3_to_queue(t: _Template) -> Iterator[Refusal]:
+def _s3_to_queue(t: Template) -> Iterator[Refusal]:
     """S3 checks it may write to a notification's queue when the configuration is set, and refuses
     it otherwise ("Unable to validate the following destination configurations"); the queue's
     policy must allow s3.amazonaws.com sqs:SendMessage (docs.aws.amazon.com/AmazonS3/latest/
@@ -204,15 +195,10 @@ def _s3_to_queue(t: _Template) -> Iterator[Refusal]:
     for _, props in t.of_type("AWS::SQS::QueuePolicy"):
         for url in props.get("Queues", []):
             add_statements(policies, t.stack.arns[queue_of(t.stack, url)], props["PolicyDocument"])
-    s3 = Principal("s3.amazonaws.com", "s3.amazonaws.com", service="s3.amazonaws.com")
+    s3 = Enforcer(Audit(), policies)  # decides as on delivery (not installed: no client is hooked)
     for lid, props in t.of_type("AWS::S3::Bucket"):
         for target in props.get("NotificationConfiguration", {}).get("QueueConfigurations", []):
             queue = str(target["Queue"])
-            context = {"aws:SourceArn": t.stack.arns[lid], "aws:SourceAccount": ACCOUNT_ID}
-            if not evaluate(s3, "sqs:SendMessage", queue, context, policies.get(queue)).allowed:
+            if not s3_may_send(s3, t.stack.names[lid], queue, "s3.PutBucketNotificationConfiguration"):
                 yield Refusal(lid, f"Unable to validate the following destination configurations: "
                                    f"the policy of {queue} does not let s3.amazonaws.com sqs:SendMessage")
-
-
-RULES: list[Callable[[_Template], Iterator[Refusal]]] = [
-    _sqs_mappings, _reserved_concurrency, _glue_jobs, _dead_letter_retention, _s3_to_queue]

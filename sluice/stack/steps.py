@@ -8,7 +8,7 @@ local runtime lacks too, so `make run` fails the way the first deploy on AWS wou
 3. publish: what `sam deploy` does not upload (it uploads only the local paths a template's
    CodeUri/ContentUri-like properties name, "sam deploy" and "aws cloudformation package"; EtlJob's
    ScriptLocation is an s3:// URI): the job's script, its modules zip and datasets.toml, to the
-   stack's own artifacts bucket (tools/publish_glue.py).
+   stack's own artifacts bucket (sluice.stack.publish).
 
     >>> done = []
     >>> class Steps:
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from sluice.stack.template import ROOT
+from sluice import ROOT
 
 STEPS = ("build", "deploy", "publish")
 

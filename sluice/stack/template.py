@@ -4,8 +4,8 @@ The SAM translator turns the Serverless resources into plain CloudFormation (fun
 event source mappings, rules), the same transform CloudFormation applies on `sam deploy`. Tests
 assert the wiring on its output; the local runtime deploys from it.
 
-    >>> app = SamApp.load()                                  # doctest: +SKIP
-    >>> app.resources["FileLedger"]["Type"]                  # doctest: +SKIP
+    >>> app = SamApp.load()
+    >>> app.resources["FileLedger"]["Type"]
     'AWS::DynamoDB::Table'
 """
 
@@ -20,7 +20,9 @@ from typing import Any
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-ROOT = Path(__file__).resolve().parents[2]
+from sluice import ROOT
+from sluice.aws.account import REGION
+
 TEMPLATE = ROOT / "template.yaml"
 
 # The translator insists on S3 locations for code; local paths stand in under this fake bucket,
@@ -48,7 +50,7 @@ class SamApp:
     code_paths: dict[str, Path] = field(default_factory=dict)  # logical id -> local code folder
 
     @classmethod
-    def load(cls, path: Path = TEMPLATE, region: str = "us-east-1") -> SamApp:
+    def load(cls, path: Path = TEMPLATE, region: str = REGION) -> SamApp:
         source = yaml_parse(path.read_text())
         to_translate = copy.deepcopy(source)
         code_paths: dict[str, Path] = {}

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ledger.table import DynamoLedger
+from sluice import ROOT
 from sluice.aws.awslambda import FakeContext, load_handler
-from sluice.faults import ClientFaults
-from sluice.stack.template import ROOT
+from sluice.aws.faults import ClientFaults
 from tests.conftest import create_ledger_table
 
 EVENTS = ROOT / "events"
@@ -79,7 +79,7 @@ def ledger_items(stack) -> Callable[[], list[dict]]:
 
 @pytest.fixture
 def aws_errors(monkeypatch) -> Iterator[ClientFaults]:
-    """Inject AWS errors on a client (sluice.faults); botocore's retries still run, without their
+    """Inject AWS errors on a client (sluice.aws.faults); botocore's retries still run, without their
     backoff sleeps."""
     from botocore.retries.standard import ExponentialBackoff
 

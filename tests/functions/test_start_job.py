@@ -29,10 +29,10 @@ from ledger import (
 from ledger.outputs import PartitionOutput, TableOutputs, record_outputs
 from ledger.run_table import DynamoRunRecords
 from ledger.table import DynamoLedger
+from sluice import ROOT
 from sluice.aws import glue_crawler as crawler
 from sluice.aws.awslambda import FakeContext, load_handler
 from sluice.aws.glue_jobs import hold_job_runs_in_starting
-from sluice.stack.template import ROOT
 from tests.functions.conftest import ENV, RAW_BUCKET, event
 
 from notifier import NotificationFailed  # isort: skip  (functions/start_job is on sys.path)

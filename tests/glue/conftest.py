@@ -15,7 +15,7 @@ def spark():
     """The process's SparkSession (getOrCreate: the same one from test to test, warm). Asked for
     per test because an end-to-end module that ran earlier in the same xdist worker stops the
     session its runtime used when it stops."""
-    from sluice.aws.glue_jobs import spark_session
+    from sluice.aws.glue_spark import spark_session
 
     session = spark_session("sluice-tests")
     session.conf.set("spark.sql.shuffle.partitions", "2")

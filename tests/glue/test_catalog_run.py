@@ -22,7 +22,7 @@ from pyspark.sql.types import (
 )
 
 from ledger.catalog_partitions import PartitionError
-from sluice.aws.emulator import REGION
+from sluice.aws.account import REGION
 from sluice_glue import catalog
 from tests.catalog_helpers import register
 

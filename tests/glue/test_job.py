@@ -12,7 +12,7 @@ import pytest
 
 from ledger import FileRef, RunBudget, RunManifest, State, manifest_key, summary_key
 from ledger.run_table import DynamoRunRecords
-from sluice.aws import glue_crawler as crawler
+from sluice.aws import glue_crawl
 from tests.glue.conftest import ARTIFACTS, PROCESSED, RAW
 
 pytestmark = pytest.mark.spark
@@ -37,7 +37,7 @@ def _run(pipeline, spark, objects: dict[str, bytes], run_id: str = "run-1", craw
         refs.append(FileRef(RAW, key, etag, len(body)))
         ledger.record_pending(refs[-1])
     if crawl:
-        crawler.crawl(aws, "raw-crawler")
+        glue_crawl.crawl(aws, "raw-crawler")
     claimed = ledger.claim_pending(run_id, RunBudget(1000, 10**12)) or refs
     _started(aws, table, run_id)
     s3.put_object(Bucket=ARTIFACTS, Key=manifest_key(run_id),

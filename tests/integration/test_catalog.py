@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from ledger.catalog_partitions import add_partitions
-from sluice.aws import glue_catalog, glue_crawler, glue_schema
-from sluice.aws.emulator import REGION
+from sluice.aws import glue_catalog, glue_crawl, glue_schema
+from sluice.aws.account import REGION
 from sluice_glue import catalog
 from tests.catalog_helpers import register
 
@@ -25,7 +25,7 @@ PARQUET = catalog.FORMATS["parquet"]
 @pytest.fixture
 def glue(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # the session emulator's, if a test started it
-    glue_catalog.correct_moto()  # what Emulator.start applies: the catalog as Glue keeps it
+    glue_catalog.correct_moto()  # as sluice.aws.corrections applies it: the catalog as Glue keeps it
     with mock_aws():
         client = boto3.client("glue", region_name=REGION)
         client.create_database(DatabaseInput={"Name": DB})
@@ -245,13 +245,13 @@ def raw(glue, monkeypatch):
     s3.create_bucket(Bucket="raw")
     aws = SimpleNamespace(client=lambda service: boto3.client(service, region_name=REGION))
 
-    def crawl(update: str = "UPDATE_IN_DATABASE") -> glue_crawler.CrawlReport:
+    def crawl(update: str = "UPDATE_IN_DATABASE") -> glue_crawl.CrawlReport:
         name = f"crawler-{update}"  # moto has no UpdateCrawler: one crawler per policy
         if name not in glue.list_crawlers()["CrawlerNames"]:
             glue.create_crawler(Name=name, Role="r", DatabaseName=DB,
                                 Targets={"S3Targets": [{"Path": "s3://raw/"}]},
                                 SchemaChangePolicy={"UpdateBehavior": update, "DeleteBehavior": "LOG"})
-        return glue_crawler.crawl(aws, name)
+        return glue_crawl.crawl(aws, name)
 
     return s3, crawl
 
@@ -337,7 +337,7 @@ def test_crawler_catalogues_quoted_csv_with_opencsvserde(glue, raw):
 
 
 def test_partition_keys_are_the_levels_every_file_has():
-    assert glue_crawler.partition_keys([["year=2026", "month=11"], ["year=2026", "month=12", "x"]]) == [
+    assert glue_crawl.partition_keys([["year=2026", "month=11"], ["year=2026", "month=12", "x"]]) == [
         "year", "month"]
-    assert glue_crawler.partition_keys([["dt=2026-11-25"], ["2026-11-26"]]) == ["partition_0"]
-    assert glue_crawler.partition_keys([[], ["region=eu"]]) == []
+    assert glue_crawl.partition_keys([["dt=2026-11-25"], ["2026-11-26"]]) == ["partition_0"]
+    assert glue_crawl.partition_keys([[], ["region=eu"]]) == []

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sluice.aws.emulator import REGION
+from sluice.aws.account import REGION
 from sluice.aws.sns import EmailOutbox, read_outbox
 from sluice.timeline import Timeline, describe_result
 

@@ -17,10 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from sluice.aws.athena import DataAccess, LocalAthena, WorkGroup
-from sluice.aws.iam import Audit, evaluate
+from sluice.aws.iam import evaluate
+from sluice.aws.iam_audit import Audit
 from sluice.aws.iam_hook import Enforcer, client_as
 from sluice.query import QuerySetup, csv_text, json_text, run_query
-from sluice.stack.deploy import deploy, local_parameters
+from sluice.stack.deploy import deploy
+from sluice.stack.resolve import local_parameters
 from tests.catalog_helpers import register
 
 ORDERS = pa.table({"order_id": ["o-1", "o-2", "o-3"],

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from ledger.table import DynamoLedger
 from sluice.aws.sns import read_outbox
 from sluice.runtime import Runtime
-from sluice.stack.deploy import local_parameters
+from sluice.stack.resolve import local_parameters
 from sluice.timeline import Timeline
 
 # A test waits for crawl pacing and message redelivery like a user does, only on a shorter clock:

@@ -14,7 +14,6 @@ import pytest
 
 from ledger.run_record import RunState
 from ledger.run_table import DynamoRunRecords
-from sluice.aws.glue_jobs import _moto_job_runs
 from sluice.runtime import Runtime
 from tests.runtime.conftest import (
     FAULT_CLOCK,
@@ -68,11 +67,11 @@ def test_a_start_job_run_that_outlasts_the_grace_is_fenced_off_and_every_row_is_
 
 def test_a_start_job_run_retried_after_a_lost_answer_runs_twice_and_writes_once(runtime):
     runtime.faults.arm("job-start-answer-lost", 1)
-    before = len(_moto_job_runs(runtime.jobs[0].job_name))
+    before = len(runtime.jobs[0].job_runs())
     expected = put_orders(runtime, "race_twice", 3)
     items = wait(runtime, "race_twice", 3)
     assert {i["state"] for i in items} == {"DONE"} and runtime.faults.fired["job-start-answer-lost"] == 1
-    run_ids = [run.arguments["--run_id"] for run in _moto_job_runs(runtime.jobs[0].job_name)[before:]]
+    run_ids = [run.arguments["--run_id"] for run in runtime.jobs[0].job_runs()[before:]]
     assert 2 in Counter(run_ids).values()  # one run, two job runs: only one may act on it
     assert_each_row_once(runtime, "race_twice", expected)
 

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 
+from sluice import ROOT
 from sluice.datasets_report import DatasetReport, dataset_reports
 from sluice.runtime import Runtime
-from sluice.stack.template import ROOT
+from sluice.stack.publish import DATASETS, DATASETS_KEY, publish_code
 from tests.runtime.conftest import ledger_items, orders_csv, processed_keys, put, started_runtime, wait
-from tools.publish_glue import DATASETS, DATASETS_KEY, publish_code
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 

@@ -88,7 +88,6 @@ def _claimed(rt: Runtime, dataset: str) -> list[dict]:
 
 
 def test_a_run_past_the_job_timeout_is_settled_timeout_and_shown_stuck_until_then(runtime):
-    from sluice.aws.glue_jobs import _moto_job_runs
 
     job = runtime.jobs[0]
     before = len(emails(runtime))
@@ -100,7 +99,7 @@ def test_a_run_past_the_job_timeout_is_settled_timeout_and_shown_stuck_until_the
         table.update_item(Key={"file_id": item["file_id"]}, UpdateExpression="SET updated_at = :t",
                           ExpressionAttributeValues={":t": "2000-01-01T00:00:00+00:00"})
         assert [s["key"] for s in runtime.status()["stuck_claimed"]] == ["stuck_run/f.csv"]
-        [run] = [r for r in _moto_job_runs(job.job_name) if r.status == "STARTING"]
+        [run] = [r for r in job.job_runs() if r.status == "STARTING"]
         timeout = int(runtime.parameters.get("JobTimeoutMinutes", 60))
         run.started_on = datetime.now(UTC) - timedelta(minutes=timeout + 1)
         assert "TIMEOUT" in wait_for_email(runtime, "TIMEOUT", before)

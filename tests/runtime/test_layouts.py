@@ -26,9 +26,9 @@ import pytest
 
 from sluice.aws.glue_schema import arrow_hive_type
 from sluice.runtime import Runtime
+from sluice.stack.publish import DATASETS, DATASETS_KEY, publish_code
 from sluice_glue import catalog
 from tests.runtime.conftest import ledger_items, processed_keys, put, started_runtime, wait
-from tools.publish_glue import DATASETS, DATASETS_KEY, publish_code
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 

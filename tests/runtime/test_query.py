@@ -20,11 +20,12 @@ from collections.abc import Iterator
 import pyarrow.parquet as pq
 import pytest
 
+from sluice import ROOT
 from sluice.query import QuerySetup, main, run_query
 from sluice.runtime import Runtime
-from sluice.stack.deploy import local_parameters
 from sluice.stack.lakeformation import LakeFormationGrants, Need, needs_of
-from sluice.stack.template import ROOT, SamApp
+from sluice.stack.resolve import local_parameters
+from sluice.stack.template import SamApp
 from tests.runtime.conftest import orders_csv, put, started_runtime, wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -120,7 +121,7 @@ def test_the_json_output_table_is_queried_as_written(runtime, setup):
 
 
 def test_sluice_query_prints_a_table_json_and_csv_and_names_a_denial(runtime, monkeypatch, capsys):
-    monkeypatch.setattr("sluice.query.STATE_DIR", runtime.state_dir)  # this runtime's runtime.json
+    monkeypatch.setattr("sluice.running.STATE_DIR", runtime.state_dir)  # this runtime's runtime.json
     sql = "SELECT day, count(*) AS n FROM orders GROUP BY day ORDER BY day"
     assert main([sql]) == 0
     out, err = capsys.readouterr()

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.aws.emulator import ACCOUNT_ID
+from sluice.aws.account import ACCOUNT_ID
 from sluice.aws.iam import Policy, Principal, evaluate
-from sluice.stack.deploy import deploy, local_parameters
+from sluice.stack.deploy import deploy
 from sluice.stack.lakeformation import LakeFormationGrants, Need
 from sluice.stack.model import Stack
 from sluice.stack.policies import collect_policies
-from sluice.stack.resolve import name_resources
+from sluice.stack.resolve import local_parameters, resolve_template
 
 ADMIN = Principal("Admin", f"arn:aws:iam::{ACCOUNT_ID}:role/Admin",
                   [Policy("admin", {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})])
@@ -21,12 +21,9 @@ KEY = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-123456789
 
 def _policies(app, **parameters: str) -> Stack:
     """The roles' and resources' policies as deployed with these parameters (nothing created)."""
-    stack = Stack()
-    resolve = name_resources(app, {**local_parameters(), **parameters}, stack)
-    stack.resources = {lid: resolve(r.get("Properties", {})) for lid, r in app.resources.items()
-                       if resolve.included(r)}
-    collect_policies(app, stack, resolve)
-    return stack
+    template = resolve_template(app, {**local_parameters(), **parameters})
+    collect_policies(template)
+    return template.stack
 
 
 @pytest.fixture(params=["IAM", "LakeFormation"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from sluice.stack.deploy import deploy, local_parameters
+from sluice.stack.deploy import deploy
+from sluice.stack.resolve import local_parameters
 from sluice.stack.steps import deploy_stack
 
 

@@ -154,8 +154,8 @@ def test_no_reserved_concurrency_unless_asked(app: SamApp):
 def test_the_documented_deploy_is_the_one_that_publishes_the_job_code():
     """Finding 1: `make deploy` builds, deploys and publishes (tools/deploy.py, sluice.stack.steps), and
     the README and operations.md give that one command for the first deploy and every one after."""
+    from sluice import ROOT
     from sluice.stack.steps import STEPS
-    from sluice.stack.template import ROOT
 
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile.split("\ndeploy:", 1)[1].split("\n\n", 1)[0]
@@ -166,8 +166,8 @@ def test_the_documented_deploy_is_the_one_that_publishes_the_job_code():
         assert "make deploy" in text and "sam build && sam deploy --guided" not in text, page
 
 
-def test_etl_job_is_glue_5_with_the_script_tools_publish_glue_uploads(app: SamApp):
-    from tools.publish_glue import SCRIPT, SCRIPT_KEY
+def test_etl_job_is_glue_5_with_the_script_the_publish_step_uploads(app: SamApp):
+    from sluice.stack.publish import SCRIPT, SCRIPT_KEY
 
     job = app.resources["EtlJob"]["Properties"]
     assert job["GlueVersion"] == "5.0"

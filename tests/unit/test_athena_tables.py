@@ -11,16 +11,13 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from sluice.aws.athena import _csv_rows, csv_text
+from sluice.aws.athena_results import athena_text, athena_type, csv_rows, csv_text, json_value
 from sluice.aws.athena_tables import (
     QueryError,
     ScanBudget,
     ScanLimitExceeded,
     TableName,
-    athena_text,
-    athena_type,
     hive_type,
-    json_value,
     referenced_tables,
 )
 
@@ -100,7 +97,7 @@ def test_the_result_file_tells_null_from_empty_and_keeps_quotes_and_newlines():
     rows = [["id", "note"], ["1", None], ["2", ""], ["3", 'say "hi",\nthen go']]
     text = csv_text(rows)
     assert text.splitlines()[:3] == ['"id","note"', '"1",', '"2",""']
-    assert _csv_rows(text) == rows
+    assert csv_rows(text) == rows
 
 
 def test_the_scan_budget_refuses_the_read_that_would_pass_the_cutoff():

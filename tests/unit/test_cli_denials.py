@@ -3,8 +3,9 @@ resource and the missing grant."""
 
 from __future__ import annotations
 
-from sluice.aws.iam import Audit, Policy, Principal, evaluate
-from sluice.cli import _denials
+from sluice.aws.iam import Policy, Principal, evaluate
+from sluice.aws.iam_audit import Audit
+from sluice.views import denials
 
 ROLE = Principal("EtlJobRole", "arn:aws:iam::123456789012:role/etl", [Policy("etl", {"Statement": [
     {"Sid": "LedgerDone", "Effect": "Allow", "Action": "dynamodb:UpdateItem",
@@ -21,13 +22,13 @@ def test_a_denied_call_fails_the_demo_and_is_named(capsys):
     decision = evaluate(ROLE, "dynamodb:Query", INDEX)
     assert not decision.allowed
     audit.record(ROLE, "dynamodb.Query", "dynamodb:Query", INDEX, decision)
-    assert _denials(_status(audit)) is True
+    assert denials(_status(audit)) is True
     err = capsys.readouterr().err
     assert "EtlJobRole" in err and "dynamodb:Query" in err and INDEX in err and "missing:" in err
 
 
 def test_a_failed_delivery_fails_the_demo(capsys):
-    assert _denials(_status(Audit(), {"JobStateRule": 1})) is True
+    assert denials(_status(Audit(), {"JobStateRule": 1})) is True
     assert "JobStateRule: 1 failed invocation" in capsys.readouterr().err
 
 
@@ -36,7 +37,7 @@ def test_nothing_denied_passes(capsys):
     table = "arn:aws:dynamodb:us-east-1:123456789012:table/ledger"
     audit.record(ROLE, "dynamodb.UpdateItem", "dynamodb:UpdateItem", table,
                  evaluate(ROLE, "dynamodb:UpdateItem", table))
-    assert _denials(_status(audit)) is False
+    assert denials(_status(audit)) is False
     assert capsys.readouterr().err == ""
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from sluice.stack.deploy import deploy, local_parameters
+from sluice.stack.deploy import deploy
+from sluice.stack.resolve import local_parameters
 from sluice.stack.rules import QUOTA_SETTING, CreateRuleError, refusals
 from sluice.stack.template import SamApp
 

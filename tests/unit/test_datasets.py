@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.stack.template import ROOT
+from sluice import ROOT
+from sluice.stack.publish import DATASETS_KEY, publish_code
 from sluice_glue.datasets import (
     FIELDS,
     DatasetFile,
@@ -16,7 +17,6 @@ from sluice_glue.datasets import (
     load,
     resolve,
 )
-from tools.publish_glue import DATASETS_KEY, publish_code
 
 ORDERS = ["order_id", "customer_id", "country", "amount", "currency", "event_time"]
 SENSORS = ["device", "reading", "unit", "at"]

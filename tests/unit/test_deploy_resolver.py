@@ -6,15 +6,16 @@ from typing import Any
 
 import pytest
 
-from sluice.stack.deploy import Stack, _Resolver
+from sluice.stack.model import Stack
+from sluice.stack.resolve import Resolver
 from sluice.stack.template import SamApp
 
 
 @pytest.fixture(scope="module")
-def resolve(app: SamApp) -> _Resolver:
+def resolve(app: SamApp) -> Resolver:
     stack = Stack(names={"ArtifactsBucket": "arts"},
                   arns={"FileLedger": "arn:aws:dynamodb:us-east-1:1:table/t"})
-    return _Resolver(app, {"DedupKeys": "", "LookupUri": "s3://ref-bucket/reference/countries.csv",
+    return Resolver(app, {"DedupKeys": "", "LookupUri": "s3://ref-bucket/reference/countries.csv",
                            "AWS::StackName": "s"}, stack)
 
 
@@ -35,5 +36,5 @@ CASES: list[tuple[str, Any, Any]] = [
 
 
 @pytest.mark.parametrize(("node", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_intrinsics(resolve: _Resolver, node: Any, expected: Any) -> None:
+def test_intrinsics(resolve: Resolver, node: Any, expected: Any) -> None:
     assert resolve(node) == expected

@@ -9,12 +9,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from sluice.aws.account import ACCOUNT_ID
 from sluice.aws.awslambda import as_role
-from sluice.aws.emulator import ACCOUNT_ID
-from sluice.aws.iam import Audit, Policy, Principal, evaluate
+from sluice.aws.iam import Policy, Principal, evaluate
+from sluice.aws.iam_audit import Audit
 from sluice.aws.iam_hook import Enforcer, acting_as
 from sluice.aws.iam_requests import authorization
-from sluice.stack.deploy import deploy, local_parameters
+from sluice.stack.deploy import deploy
+from sluice.stack.resolve import local_parameters
 
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT_ID}:table/ledger"
 BUCKET = "arn:aws:s3:::raw"

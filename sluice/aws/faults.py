@@ -5,9 +5,10 @@
 
 AWS errors are injected at botocore's HTTP layer (a `before-send` hook on the default session,
 which the handlers' and the job's clients are created from), so botocore's own retries and the
-handlers' own error handling run exactly as they would against AWS. The other faults are
-switches read by the module that owns the behaviour (sluice.aws.sqs, sluice.aws.glue_crawler,
-sluice.aws.glue_jobs).
+handlers' own error handling run exactly as they would against AWS. The job's faults fire on the
+calls of a job run, which the job runner marks (IN_JOB_RUN, sluice.aws.glue_jobs); the SQS ones
+are switches the event source mapping reads (handler-crash, sqs-duplicate:
+sluice.aws.sqs_event_source).
 
 Tests that hold one client (a handler's cached one) inject on it alone, the same way:
 
@@ -28,6 +29,8 @@ from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+from sluice.aws.account import ACCOUNT_ID, REGION
 
 FAULTS = {
     "crawler-running": "StartCrawler answers CrawlerRunningException",
@@ -143,8 +146,6 @@ class Faults:
         if self.take("job-start-answer-lost"):
             from moto.glue.models import glue_backends
 
-            from sluice.aws.emulator import ACCOUNT_ID, REGION
-
             glue_backends[ACCOUNT_ID][REGION].start_job_run(
                 body["JobName"], body.get("Arguments"), None, None, None, None, None, None, None, None)
             return _error(request.url, "InternalServiceException", 500)  # botocore retries a 500
@@ -173,8 +174,6 @@ def _wait_until_abandoned(table: str, run_id: str, cap_s: float = 180) -> str:
     """Hold the call until the run's record is ABANDONED (a sweep fenced the run off), as a call
     retried past the claim grace is held; at most cap_s. Returns the record's state then."""
     from moto.dynamodb.models import dynamodb_backends
-
-    from sluice.aws.emulator import ACCOUNT_ID, REGION
 
     deadline = time.monotonic() + cap_s
     state = "missing"
