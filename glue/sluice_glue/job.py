@@ -16,12 +16,10 @@ from __future__ import annotations
 import functools
 import queue
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -39,14 +37,14 @@ from ledger.outputs import PartitionOutput, TableOutputs, forget_outputs, record
 from ledger.run_table import DynamoRunRecords
 from ledger.s3 import delete_prefix
 from ledger.table import DynamoLedger
-from sluice_glue import catalog, datasets, raw_files, small_write, transforms
+from sluice_glue import catalog, datasets, raw_files, transforms
 from sluice_glue.arguments import JobArguments
 from sluice_glue.datasets import DatasetSettings, SettingsError
+from sluice_glue.output import EMPTY_FILE, OutputRoots, RawRows, RunFiles, WritePlan, run_dir
 from sluice_glue.runlog import RunLog
 from sluice_glue.sizing import RunSize, input_bytes
 from sluice_glue.storage import DRIVER_THREADS, Storage, client, concurrently, resource, unreadable_gzip
-
-EMPTY_FILE = "no data rows (empty, header only, or unreadable)"
+from sluice_glue.table_write import write_table
 
 
 def _settings_for(args: JobArguments, table: dict) -> DatasetSettings:
@@ -200,154 +198,6 @@ def _lookup(spark: SparkSession, settings: DatasetSettings, storage: Storage,
 
 
 @dataclass
-class TableOutput:
-    """What one table's write produced: row counts by manifest index, and the output partitions
-    (values of the partition columns, in order) that received rows."""
-
-    counts: dict[int, RowCounts]
-    partitions: list[tuple[str, ...]]
-    partition_by: list[str]
-    good_schema: list[tuple[str, str]]
-
-    @property
-    def run_dirs(self) -> list[str]:
-        """Each partition's folder under the table: year=2026/month=11/day=24/run_id=<run>."""
-        return [run_dir(self.partition_by, values) for values in self.partitions]
-
-
-# What write_table calls just before any row is written: (partition keys, the partitions' values).
-BeforeWrite = Callable[[list[str], list[tuple[str | None, ...]]], None]
-
-
-def run_dir(partition_by: list[str], values: tuple[str | None, ...]) -> str:
-    """The folder Spark writes a partition to, as Spark escapes it (catalog.partition_path)."""
-    return catalog.partition_path(partition_by, values).rstrip("/")
-
-
-def prepared(raw: DataFrame, columns: list[tuple[str, str]], partition_keys: list[str],
-             settings: DatasetSettings, ingest_time: datetime | None, tasks: int) -> DataFrame:
-    """Typed rows, flagged, distributed by output partition and dedup keys: the one exchange."""
-    within = [*partition_keys, "_bucket"]
-    ts = settings.timestamp_column
-    required = [c for c in (ts, *settings.dedup_keys) if c]
-    rows = transforms.typed(raw, columns, ts, required)
-    rows = transforms.with_time_bucket(rows, F.col(ts) if ts else F.lit(ingest_time), settings.date_parts)
-    rows = transforms.distributed(rows, within, settings.dedup_keys, tasks)
-    return transforms.flag_duplicates(rows, settings.dedup_keys, within=within)
-
-
-def file_counts(stats: list[Any], partition_by: list[str],
-                ) -> tuple[dict[int, RowCounts], set[tuple[str, ...]]]:
-    """Row counts by manifest index, and the output partitions that received rows, from rows of
-    (_file, the partition columns, rows_in, rows_bad, rows_duplicate): one per file and output
-    partition. Rows whose file no manifest path decodes to fail the table (its files go back with
-    the reason, where counting on would mark one DONE with 0 rows)."""
-    if orphans := sum(row["rows_in"] for row in stats if row["_file"] is None):
-        raise RuntimeError(f"{orphans} rows came from a file Spark names as no file of the manifest")
-    counts: dict[int, RowCounts] = {}
-    partitions: set[tuple[str, ...]] = set()
-    for row in stats:
-        part = RowCounts(row["rows_in"], row["rows_in"] - row["rows_bad"] - row["rows_duplicate"],
-                         row["rows_bad"], row["rows_duplicate"])
-        counts[row["_file"]] = counts.get(row["_file"], RowCounts(0, 0, 0)) + part
-        if part.rows_out:
-            partitions.add(tuple(row[c] for c in partition_by))
-    return counts, partitions
-
-
-def write_table(spark: SparkSession, raw: DataFrame, columns: list[tuple[str, str]],
-                partition_keys: list[str],
-                settings: DatasetSettings, run_id: str, uris: dict[int, str], lookup: DataFrame | None,
-                output_root: str, quarantine_root: str, ingest_time: datetime | None = None,
-                unreadable: dict[int, str] | None = None, broadcast: bool = True,
-                size: RunSize | None = None,
-                before_write: BeforeWrite = lambda partition_by, partitions: None) -> TableOutput:
-    """Type, dedup, enrich and write one table's rows; quarantine the rest. One shuffle.
-
-    `size` (sizing.RunSize) sets the shuffle's width and the cache's codec, and sends a small
-    run to the small-run path (small_write.py: one Spark job, written by pyarrow); without it,
-    every core and an uncompressed cache. `before_write(partition_by, partitions)` runs just
-    before any row is written, with the partitions about to receive them: the run's output
-    record is written then (ledger/outputs.py), and the small-run path's folders emptied (a
-    retried attempt of the run replaces its own output).
-
-    The rows are distributed once, by output partition and dedup key over `size.tasks` tasks
-    (see transforms.distributed), so a run whose rows fall on one day still uses every core,
-    and each output partition gets at most one file per task. The typed rows are cached once,
-    because three things read them: the counts, the table, the quarantine (it spills to disk
-    when a run does not fit in memory). `unreadable`: files left out of `raw`, quarantined
-    whole with their reason.
-    """
-    size = size or RunSize(0, spark.sparkContext.defaultParallelism, small=False, compress_cache=False)
-    partition_by = [*partition_keys, *settings.date_parts, "run_id"]
-    within = [*partition_keys, "_bucket"]
-    unreadable = unreadable or {}
-    rows = prepared(raw, columns, partition_keys, settings, ingest_time, 1 if size.small else size.tasks)
-    if size.small and small_write.fits(settings):
-        written = small_write.write(spark, rows, settings, run_id, uris, lookup, broadcast, partition_by,
-                                    output_root, before_write)
-        if written is not None:
-            counts, partitions, schema = written
-            _quarantine(spark, rows, run_id, uris, counts, unreadable, quarantine_root)
-            return TableOutput(counts, sorted(partitions), partition_by,
-                               catalog.hive_columns(schema, partition_by))
-    # Compressed only for a large run: see sizing.COMPRESS_CACHE_ABOVE.
-    spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", str(size.compress_cache).lower())
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        bad, duplicate = F.col("_bad_reason").isNotNull(), F.col("_duplicate")
-        stats = transforms.with_output_partition(rows.groupBy("_file", *within).agg(
-            F.count(F.lit(1)).alias("rows_in"), F.count_if(bad).alias("rows_bad"),
-            F.count_if(duplicate).alias("rows_duplicate")), run_id, "_bucket", settings.date_parts).collect()
-        counts, partitions = file_counts(stats, partition_by)
-        good = transforms.with_output_partition(rows.filter(~bad & ~duplicate), run_id, "_bucket",
-                                                settings.date_parts)
-        good = transforms.enriched(good, uris, lookup, settings.lookup_key, broadcast).drop(
-            "_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
-        before_write(partition_by, sorted(partitions))
-        # Dynamic partition overwrite, not append: up to JobMaxConcurrentRuns runs write one table
-        # root at once, and an append's FileOutputCommitter keeps every job's task output under the
-        # root's shared `_temporary/0`, which the first job to commit deletes with the others' files
-        # in it (SPARK-24238). In dynamic mode each job stages under `.spark-staging-<job id>` of its
-        # own and moves only its own partitions (all `run_id=<run>`) into place. The EMRFS
-        # S3-optimized committer is not used then (its "Requirements" page): slower commits,
-        # never a lost file.
-        (good.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-             .option("compression", settings.compression).partitionBy(*partition_by)
-             .format(settings.output_format).save(output_root))
-        _quarantine(spark, rows, run_id, uris, counts, unreadable, quarantine_root)
-    finally:
-        rows.unpersist()
-    return TableOutput(counts, sorted(partitions), partition_by,
-                       catalog.hive_columns(good.schema, partition_by))
-
-
-def _quarantine(spark: SparkSession, rows: DataFrame, run_id: str, uris: dict[int, str],
-                counts: dict[int, RowCounts], unreadable: dict[int, str], root: str) -> None:
-    """Most runs have nothing to quarantine, and write nothing."""
-    unread = {i: unreadable.get(i, EMPTY_FILE) for i in uris if i not in counts}
-    if unread or any(c.rows_bad for c in counts.values()):
-        quarantined(spark, rows, run_id, uris, unread).write.mode("overwrite").json(root)
-
-
-def quarantined(spark: SparkSession, rows: DataFrame, run_id: str, uris: dict[int, str],
-                files: dict[int, str]) -> DataFrame:
-    """The quarantine: the bad rows, and a record per file that gave no rows (`files`: index ->
-    reason). A REBALANCE without columns shuffles only the bad rows (the filter stays below
-    it) and lets adaptive execution size its files: one for a few bad rows, more for many
-    ("Hints", Spark 3.5 SQL reference, https://spark.apache.org/docs/3.5.4/sql-ref-syntax-qry-select-hints.html).
-    coalesce(1) would pull the filter over the whole cached run into one task; repartition(1)
-    would send every bad row of a large run through one task."""
-    quarantine = transforms.quarantine_records(rows.filter(F.col("_bad_reason").isNotNull()), run_id, uris)
-    if files:
-        quarantine = quarantine.unionByName(spark.createDataFrame(
-            [(uris[i], None, reason, run_id) for i, reason in sorted(files.items())],
-            "source_file string, record string, reason string, run_id string").withColumn(
-            "quarantined_at", F.current_timestamp()))
-    return quarantine.hint("rebalance")
-
-
-@dataclass
 class TableWritten:
     """One table's part of the run summary."""
 
@@ -407,10 +257,12 @@ def _process_table(spark: SparkSession, args: JobArguments, storage: Storage, gl
         storage.clear(args.processed_bucket, f"{name}/", [run_dir(partition_by, v) for v in partitions])
 
     with log.phase("write", spark=True, table=name, tasks=size.tasks, small=size.small):
-        out = write_table(spark, raw_rows, columns, partition_keys, settings, args.run_id, uris, lookup,
-                          storage.output_root(args.processed_bucket, f"{name}/"),
-                          storage.output_root(args.processed_bucket, quarantine_prefix), ingest_time,
-                          unreadable, broadcast, size, before_write)
+        out = write_table(spark, RawRows(raw_rows, columns, partition_keys),
+                          RunFiles(args.run_id, uris, ingest_time, unreadable),
+                          WritePlan(settings, size, lookup, broadcast),
+                          OutputRoots(storage.output_root(args.processed_bucket, f"{name}/"),
+                                      storage.output_root(args.processed_bucket, quarantine_prefix)),
+                          before_write)
     run_dirs = out.run_dirs
     with log.phase("publish", table=name, partitions=len(run_dirs)):
         storage.publish(args.processed_bucket, f"{name}/", run_dirs)

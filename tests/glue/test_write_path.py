@@ -12,9 +12,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from sluice_glue import job, raw_files, transforms
+from sluice_glue import raw_files, transforms
 from sluice_glue.datasets import DatasetSettings
+from sluice_glue.output import OutputRoots, RawRows, RunFiles, WritePlan, run_dir
 from sluice_glue.sizing import RunSize
+from sluice_glue.table_write import write_table
 
 pytestmark = pytest.mark.spark
 COLUMNS = [("order_id", "string"), ("amount", "decimal(10,2)"), ("event_time", "timestamp")]
@@ -36,20 +38,14 @@ def _write(spark, tmp_path: Path, name: str, size: RunSize):
                          {0: [n for n, _ in COLUMNS]},
                          lambda df: transforms.with_file_index(df, {f"file://{source}": 0}))
     cleared: list[list[str]] = []
-    out = job.write_table(
+    out = write_table(
         spark,
-        raw,
-        COLUMNS,
-        [],
-        DatasetSettings("event_time", dedup_keys=("order_id",)),
-        "run-1",
-        {0: "s3://raw/orders.csv"},
-        None,
-        str(tmp_path / name),
-        str(tmp_path / f"{name}-q"),
-        size=size,
+        RawRows(raw, COLUMNS),
+        RunFiles("run-1", {0: "s3://raw/orders.csv"}),
+        WritePlan(DatasetSettings("event_time", dedup_keys=("order_id",)), size),
+        OutputRoots(str(tmp_path / name), str(tmp_path / f"{name}-q")),
         before_write=lambda partition_by, partitions: cleared.append(
-            [job.run_dir(partition_by, values) for values in partitions]),
+            [run_dir(partition_by, values) for values in partitions]),
     )
     return out, cleared
 
