@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ledger import State
-from sluice_glue import catalog, job, table_write
+from sluice_glue import catalog, job, table_run, table_write
 from sluice_glue.datasets import DatasetSettings
 from sluice_glue.output import RawRows
 from tests.glue.test_job import HEADER, PROCESSED, RAW, _csv, _keys, _rows, _run
@@ -55,10 +55,10 @@ def test_a_gzip_file_truncated_mid_stream_is_quarantined_whole(pipeline, spark):
 def test_a_failing_table_goes_back_and_the_others_are_written(pipeline, spark, monkeypatch):
     aws, ledger, _ = pipeline
 
-    def settings(args, table):  # orders by ingest time; api names a column it lacks
+    def settings(run, table):  # orders by ingest time; api names a column it lacks
         return DatasetSettings(timestamp_column="missing" if table["Name"] == "api" else None,
                                dedup_keys=("order_id",))
-    monkeypatch.setattr(job, "_settings_for", settings)
+    monkeypatch.setattr(table_run, "settings_for", settings)
     summary = _run(pipeline, spark, {"orders/a.csv": _csv(4).encode(), "api/b.csv": _csv(2).encode()})
     [returned] = summary["returned"]
     assert returned["file"] == f"s3://{RAW}/api/b.csv" and "table api failed" in returned["reason"]
