@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from ledger import FileRef, FileSummary, RowCounts, TableSummary
 from ledger.outputs import PartitionOutput, TableOutputs, record_outputs
-from sluice_glue import catalog, datasets, raw_files, transforms
+from sluice_glue import catalog, datasets, file_routes, raw_files, transforms
 from sluice_glue.arguments import JobArguments
 from sluice_glue.datasets import DatasetSettings, SettingsError
 from sluice_glue.output import (
@@ -40,7 +40,7 @@ from sluice_glue.output import (
 )
 from sluice_glue.runlog import RunLog
 from sluice_glue.sizing import RunSize, input_bytes
-from sluice_glue.storage import Storage, client, concurrently, unreadable_gzip
+from sluice_glue.storage import Storage, client, concurrently
 from sluice_glue.table_write import write_table
 
 
@@ -124,7 +124,7 @@ def process_table(run: RunContext, table: dict, refs: list[FileRef]) -> TableWri
 
 
 def _read(run: RunContext, table: dict, refs: list[FileRef]) -> TableRead:
-    """The table's files staged, routed (raw_files.py), checked whole before any is read, and
+    """The table's files staged, routed (file_routes.py), checked whole before any is read, and
     read as its catalog table describes them (raw_files.py), with its raw partition values."""
     name, storage, log, spark = table["Name"], run.storage, run.log, run.spark
     raw = raw_files.layout(table, datasets.csv_header(run.datasets_file, name))
@@ -133,11 +133,11 @@ def _read(run: RunContext, table: dict, refs: list[FileRef]) -> TableRead:
     read_paths = {i: storage.read_path(ref) for i, ref in enumerate(refs)}
     with log.phase("headers", table=name, files=len(refs)):
         heads = _heads(storage, refs, raw)
-    routes = [raw_files.route(i, ref.key, read_paths[i], raw.kind, heads.get(i))
+    routes = [file_routes.route(i, ref.key, read_paths[i], raw.kind, heads.get(i))
               for i, ref in enumerate(refs)]
     with log.phase("check_gzip", spark=True, table=name):
-        unreadable = unreadable_gzip(spark, {r.index: r.path for r in routes if r.how == "spark"})
-        streamed = raw_files.checked(spark, [r for r in routes if r.how == "stream"])
+        unreadable = file_routes.unreadable_gzip(spark, {r.index: r.path for r in routes if r.how == "spark"})
+        streamed = file_routes.checked(spark, [r for r in routes if r.how == "stream"])
     unreadable |= {r.index: r.reason for r in routes if r.how == "unreadable"}
     unreadable |= {i: problem for i, (problem, _) in streamed.items() if problem}
     routes = [r for r in routes if r.index not in unreadable]
@@ -190,12 +190,12 @@ def _before_write(run: RunContext, name: str, quarantine: str) -> BeforeWrite:
     return before_write
 
 
-def _first_line(route: raw_files.FileRoute, heads: dict[int, bytes],
+def _first_line(route: file_routes.FileRoute, heads: dict[int, bytes],
                 streamed: dict[int, tuple[str | None, str]]) -> str:
     if route.how == "stream":
         return streamed[route.index][1]
     head = heads[route.index]
-    return raw_files.first_line(head, raw_files.compression(head))
+    return file_routes.first_line(head, file_routes.compression(head))
 
 
 def _heads(storage: Storage, refs: list[FileRef], raw: raw_files.RawLayout) -> dict[int, bytes]:
@@ -203,7 +203,7 @@ def _heads(storage: Storage, refs: list[FileRef], raw: raw_files.RawLayout) -> d
     its compression), and the files of a compressed table whose names do not say the codec (the
     crawler classifies by content; Spark decompresses by name). One GET each, through the pool."""
     wanted = [i for i, ref in enumerate(refs) if raw.kind == "csv" or (
-        raw.kind == "json" and raw.compressed and not ref.key.lower().endswith(raw_files.CODEC_EXTENSIONS))]
+        raw.kind == "json" and raw.compressed and not ref.key.lower().endswith(file_routes.CODEC_EXTENSIONS))]
     return dict(zip(wanted, concurrently(lambda i: storage.head(refs[i]), wanted), strict=True))
 
 
