@@ -40,7 +40,8 @@ from sluice_glue.output import (
 )
 from sluice_glue.storage import put_file
 
-# Spark's codec name -> (pyarrow's, the file name's extension as Spark writes it).
+# Spark's name of a Parquet codec (which codecs a format takes is datasets.CODECS) -> (pyarrow's
+# name, the file name's extension as Spark writes it); a codec not here takes the large path.
 CODECS = {
     "snappy": ("snappy", ".snappy"),
     "gzip": ("gzip", ".gz"),

@@ -15,7 +15,7 @@ partitions are registered only after the run's commit point (job.run).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -170,8 +170,8 @@ def settings_for(run: RunContext, table: dict) -> DatasetSettings:
     is invalid, or the section names a column the table lacks) fails this table alone."""
     columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
     columns += [k["Name"] for k in table.get("PartitionKeys", [])]
-    settings, _ = datasets.resolve(run.datasets_file, table["Name"], columns,
-                                   datasets.defaults_from(asdict(run.args)), run.args.artifacts_bucket)
+    settings, _ = datasets.resolve(run.datasets_file, table["Name"], columns, run.args.defaults,
+                                   run.args.artifacts_bucket)
     return settings
 
 

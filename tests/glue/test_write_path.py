@@ -73,6 +73,12 @@ def test_the_small_run_path_writes_what_the_large_path_writes(spark, tmp_path):
     assert pq.ParquetFile(written).schema.column(2).physical_type == "INT96"  # as Spark writes timestamps
 
 
+def test_the_small_path_writes_only_codecs_a_dataset_may_name():
+    from sluice_glue import datasets, small_write
+
+    assert set(small_write.CODECS) <= set(datasets.CODECS["parquet"])
+
+
 def test_a_value_spark_would_escape_in_a_folder_name_takes_the_large_path():
     from sluice_glue.small_write import folder_safe
 
