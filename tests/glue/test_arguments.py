@@ -39,3 +39,4 @@ def test_the_settings_given_are_every_tables_defaults():
 def test_a_value_the_job_cannot_take_is_refused(option, value, message):
     with pytest.raises(ValueError, match=message):
         arguments.parse([*REQUIRED, option, value])
+
