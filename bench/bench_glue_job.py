@@ -44,15 +44,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "glue"), str(ROOT / "functions" / "ledger_
 import duckdb  # noqa: E402
 
 from sluice.aws.glue_spark import spark_session  # noqa: E402
-from sluice_glue import transforms  # noqa: E402
+from sluice_glue import raw_files, transforms  # noqa: E402
 from sluice_glue.datasets import DatasetSettings  # noqa: E402
-from sluice_glue.job import write_table  # noqa: E402
+from sluice_glue.output import OutputRoots, RawRows, RunFiles, WritePlan  # noqa: E402
 from sluice_glue.sizing import RunSize  # noqa: E402
+from sluice_glue.table_write import write_table  # noqa: E402
 
 COLUMNS = [("order_id", "string"), ("customer_id", "string"), ("country", "string"),
            ("amount", "double"), ("currency", "string"), ("event_time", "timestamp")]
 TABLE = {"Parameters": {"classification": "csv", "delimiter": ",", "skip.header.line.count": "1"},
-         "StorageDescriptor": {"SerdeInfo": {"Parameters": {"field.delim": ","}}}}
+         "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in COLUMNS],
+                               "SerdeInfo": {"Parameters": {"field.delim": ","}}}}
 COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "US", "CA", "BR", "JP", "AU"]
 
 
@@ -80,7 +82,10 @@ def generate(folder: Path, rows: int, files: int = 4, days: int = 28) -> list[st
 def read_inputs(spark, paths: list[str], lookup_path: str):
     """The raw rows with their file index, as the job reads them, and the lookup table."""
     index = {f"file://{p}": i for i, p in enumerate(paths)}
-    raw = transforms.with_file_index(transforms.read_raw(spark, paths, TABLE, COLUMNS), index)
+    routes = [raw_files.FileRoute(i, p, "spark") for i, p in enumerate(paths)]
+    headers = {i: [n for n, _ in COLUMNS] for i in range(len(paths))}
+    raw = raw_files.read(spark, raw_files.layout(TABLE), COLUMNS, routes, headers,
+                         lambda df: transforms.with_file_index(df, index))
     return raw, spark.read.option("header", True).csv(lookup_path)
 
 
@@ -89,8 +94,8 @@ def job_transform(spark, paths: list[str], lookup_path: str, out: str) -> None:
     raw, lookup = read_inputs(spark, paths, lookup_path)
     settings = DatasetSettings("event_time", dedup_keys=("order_id",), lookup_key="country")
     size = RunSize.of(sum(Path(p).stat().st_size for p in paths), spark.sparkContext.defaultParallelism)
-    output = write_table(spark, raw, COLUMNS, [], settings, "run-bench", dict(enumerate(paths)), lookup, out,
-                         f"{out}-quarantine", size=size)
+    output = write_table(spark, RawRows(raw, COLUMNS), RunFiles("run-bench", dict(enumerate(paths))),
+                         WritePlan(settings, size, lookup), OutputRoots(out, f"{out}-quarantine"))
     assert sum(c.rows_in for c in output.counts.values()) > 0
 
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None, spark: Any = None) -> RunSummary:
         spark = SparkSession.builder.appName("sluice-etl").getOrCreate()
     # Off (Spark's default): with it on, a file that fails mid-read returns the rows read
     # before the error ("Generic File Source Options", Spark 3.5 docs). Truncated gzip files
-    # are found before the read (storage.unreadable_gzip); any other read error fails the table,
+    # are found before the read (file_routes.unreadable_gzip); any other read error fails the table,
     # whose files go back to the ledger.
     spark.conf.set("spark.sql.files.ignoreCorruptFiles", "false")
     spark.conf.set("spark.sql.session.timeZone", "UTC")  # a timestamp without a zone is UTC; date parts too

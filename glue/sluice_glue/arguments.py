@@ -2,23 +2,27 @@
 
 getResolvedOptions insists on every name it is given, so the optional ones are asked for only
 when present; an empty value means "use the default" (CloudFormation passes "" for unset
-parameters).
+parameters). The settings among them (format, codec, granularity, timestamp column, dedup keys,
+lookup) are every table's defaults, which datasets.toml overrides per table: they are parsed
+into one datasets.DatasetSettings, whose own defaults are the job's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from awsglue.utils import getResolvedOptions
 
+from sluice_glue.datasets import CODECS, FIELDS, GRANULARITY, DatasetSettings, defaults_from
+
 REQUIRED = ["run_id", "manifest_uri", "ledger_table", "raw_database", "processed_database",
             "processed_bucket", "artifacts_bucket"]
-OPTIONAL = {"output_format": "parquet", "compression": "snappy", "partition_granularity": "day",
-            "timestamp_column": "event_time", "dedup_keys": "", "lookup_uri": "", "lookup_key": "",
-            "max_attempts": "3", "datasets_uri": "", "storage": "s3"}
+# Every table's settings when the job is given none: DatasetSettings' defaults, but for the
+# timestamp column, which the template's TimestampColumn parameter names event_time too.
+DEFAULTS = DatasetSettings(timestamp_column="event_time")
+SETTINGS = tuple(name for name in FIELDS if name != "csv_header")  # csv_header: per dataset only
+OWN = {"max_attempts": "3", "datasets_uri": "", "storage": "s3"}  # the job's own options
 STORAGE = ("s3", "local")  # s3: AWS Glue reads and writes S3; local: staged for local Spark (the emulator)
-GRANULARITY = {"none": [], "year": ["year"], "month": ["year", "month"],
-               "day": ["year", "month", "day"], "hour": ["year", "month", "day", "hour"]}
 
 
 @dataclass(frozen=True)
@@ -30,40 +34,26 @@ class JobArguments:
     processed_database: str
     processed_bucket: str
     artifacts_bucket: str
-    output_format: str = "parquet"
-    compression: str = "snappy"
-    partition_granularity: str = "day"
-    timestamp_column: str = "event_time"
-    dedup_keys: tuple[str, ...] = ()
-    lookup_uri: str = ""
-    lookup_key: str = ""
+    defaults: DatasetSettings  # every table's settings where datasets.toml sets none
+    max_attempts: int
+    storage: str
+    datasets_uri: str  # per-dataset settings (datasets.toml); "" = `defaults` for every table
     job_run_id: str = ""
-    max_attempts: int = 3
-    storage: str = "s3"
-    datasets_uri: str = ""  # per-dataset settings (datasets.toml); "" = the defaults above for every table
-
-    @property
-    def date_parts(self) -> list[str]:
-        return GRANULARITY[self.partition_granularity]
 
 
 def parse(argv: list[str]) -> JobArguments:
-    present = [name for name in OPTIONAL if f"--{name}" in argv]
+    present = [name for name in (*SETTINGS, *OWN) if f"--{name}" in argv]
     values = getResolvedOptions(argv, REQUIRED + present)
-    optional = {name: (values.get(name) or default) for name, default in OPTIONAL.items()}
-    if optional["partition_granularity"] not in GRANULARITY:
+    given = {name: values[name] for name in present if values.get(name)}  # "" means the default
+    defaults = defaults_from({**asdict(DEFAULTS), **{n: v for n, v in given.items() if n in SETTINGS}})
+    own = {name: given.get(name, default) for name, default in OWN.items()}
+    if defaults.partition_granularity not in GRANULARITY:
         raise ValueError(f"--partition_granularity must be one of {sorted(GRANULARITY)}")
-    if optional["storage"] not in STORAGE:
+    if own["storage"] not in STORAGE:
         raise ValueError(f"--storage must be one of {STORAGE}")
-    if optional["output_format"] not in ("parquet", "json"):
-        raise ValueError("--output_format must be parquet or json")
+    if defaults.output_format not in CODECS:
+        raise ValueError(f"--output_format must be {' or '.join(CODECS)}")
     return JobArguments(
-        **{name: values[name] for name in REQUIRED},
-        output_format=optional["output_format"], compression=optional["compression"],
-        partition_granularity=optional["partition_granularity"],
-        timestamp_column=optional["timestamp_column"],
-        dedup_keys=tuple(k.strip() for k in optional["dedup_keys"].split(",") if k.strip()),
-        lookup_uri=optional["lookup_uri"], lookup_key=optional["lookup_key"],
-        max_attempts=int(optional["max_attempts"]), storage=optional["storage"],
-        datasets_uri=optional["datasets_uri"],
+        **{name: values[name] for name in REQUIRED}, defaults=defaults,
+        max_attempts=int(own["max_attempts"]), storage=own["storage"], datasets_uri=own["datasets_uri"],
         job_run_id=values.get("JOB_RUN_ID") or "")  # Glue passes it; getResolvedOptions reserves it

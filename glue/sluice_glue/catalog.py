@@ -74,16 +74,15 @@ def partition_values(folders: Iterable[str]) -> list[tuple[str, str]]:
 def file_partition_values(keys: Sequence[str], folders: Sequence[str]) -> list[str | None]:
     """The values of a table's partition `keys` for a file whose key has `folders` below the
     table's location, by level: the folder's value when it is `<key>=<value>` for the key at its
-    level, else the folder's whole name (partition_N keys, or a level whose files disagree on
-    the key). A file with fewer folders than keys has None for the rest."""
-    values: list[str | None] = []
-    for level, key in enumerate(keys):
-        if level >= len(folders):
-            values.append(None)
-            continue
-        name, equals, value = folders[level].partition("=")
-        values.append(unquote(value) if equals and name == key else folders[level])
-    return values
+    level (`partition_values`' rule), else the folder's whole name (partition_N keys, or a level
+    whose files disagree on the key). A file with fewer folders than keys has None for the rest.
+
+    >>> file_partition_values(["region", "partition_1", "day"], ["region=eu", "2026"])
+    ['eu', '2026', None]
+    """
+    found = partition_values(folders)
+    return [None if level >= len(folders) else found[level][1] if found[level][0] == key else folders[level]
+            for level, key in enumerate(keys)]
 
 
 def escape_path_name(text: str) -> str:

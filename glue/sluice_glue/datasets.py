@@ -25,8 +25,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-GRANULARITY = {"none": [], "year": ["year"], "month": ["year", "month"],
-               "day": ["year", "month", "day"], "hour": ["year", "month", "day", "hour"]}
+# The date parts a row's timestamp gives its output partition, coarsest first (the job adds them as
+# columns: transforms.ADDED); a granularity keeps those down to its own.
+DATE_PARTS = ("year", "month", "day", "hour")
+GRANULARITY = {"none": [], **{part: list(DATE_PARTS[:n + 1]) for n, part in enumerate(DATE_PARTS)}}
 # Spark 3.5's short codec names per format (docs: spark.apache.org/docs/3.5.0/sql-data-sources-parquet.html
 # and sql-data-sources-json.html "compression"), less Parquet's lzo and brotli: their codecs are not
 # on Spark's or Glue's classpath, so a run would fail at write time; and less JSON's deflate, which
@@ -155,13 +157,13 @@ def _one_of(where: str, section: dict[str, Any], field: str, allowed: Iterable[s
 def csv_header(file: DatasetFile, table: str) -> str:
     """A table's csv_header setting (auto when its section does not set it): needed before the
     table's columns are known, since it decides how they are named."""
-    return file.explicit(table).get("csv_header", "auto")
+    return file.explicit(table).get("csv_header", DatasetSettings.csv_header)
 
 
 def defaults_from(arguments: Mapping[str, Any]) -> DatasetSettings:
-    """The template's parameters as every dataset's defaults, from the job's arguments: a
-    `JobArguments` as a dict, or the job's DefaultArguments ("--" prefixes and "a,b" dedup keys
-    accepted). An empty timestamp column is the ingest time."""
+    """The template's parameters as every dataset's defaults, from the job's arguments (as
+    arguments.parse reads them, or the job's DefaultArguments: "--" prefixes and "a,b" dedup keys
+    accepted; other names ignored). An empty timestamp column is the ingest time."""
     values = {name.removeprefix("--"): value for name, value in arguments.items()}
     settings = {name: values[name] for name in FIELDS if values.get(name) not in (None, "")}
     keys = settings.get("dedup_keys", ())

@@ -12,28 +12,18 @@ every shape it catalogues, so that no value is lost on the way in:
   NULL); a nested value is kept as its JSON text until it is typed (transforms.typed).
 - Parquet natively, a nested column as its JSON text.
 
-Spark reads a file by its name: glob characters are escaped; a name Spark cannot address (a
-leaf starting with `_` or `.`, which Spark skips; `//`, which it folds; `:`, which local
-Hadoop rejects) and a compressed file whose name does not say so (Spark picks the codec by the
-extension; Firehose, DMS and others write such files) are streamed by Python tasks instead,
-decompressed by their magic bytes. A file that neither way can read is quarantined whole with
-the reason.
+Each file is read the way its route says (file_routes.py): by Spark by its name, or streamed
+by Python tasks; both give the same columns.
 
     >>> header_names('order_id,"amount, EUR",event_time', ",", '"')
     ['order_id', 'amount, EUR', 'event_time']
-    >>> spark_path("s3://raw/t/a[1].csv")
-    's3://raw/t/a\\\\[1\\\\].csv'
 """
 
 from __future__ import annotations
 
-import bz2
-import codecs
 import csv
 import re
-import sys
-import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
@@ -43,16 +33,10 @@ from pyspark.sql import functions as F
 
 from sluice_glue import hive_types
 from sluice_glue.catalog import OPEN_CSV_SERDE
+from sluice_glue.file_routes import BOM, FileRoute, spark_path, stream_lines
 from sluice_glue.transforms import CORRUPT, raw_schema
 
-BOM = "\ufeff"
-CODEC_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4",
-               b"\xff\x06\x00\x00sNaPpY": "snappy", b"PK\x03\x04": "zip"}
-READABLE_CODECS = ("gzip", "bzip2")
-# The extensions Hadoop picks a codec by (CompressionCodecFactory); a file so named is Spark's.
-CODEC_EXTENSIONS = (".gz", ".bz2", ".deflate", ".lz4", ".snappy", ".zst")
 POSITIONAL = re.compile(r"col\d+")
-CSV_HEADER_MODES = ("auto", "present", "absent")
 
 
 @dataclass(frozen=True)
@@ -96,63 +80,6 @@ def layout(table: dict, csv_header: str = "auto") -> RawLayout:
                      params.get("compressionType", "none").lower() not in ("", "none"))
 
 
-# --- which files Spark reads by name, which Python streams, which cannot be read ---------------
-
-def spark_path(path: str) -> str:
-    """A path as Spark must be given it to read exactly that file: glob characters escaped."""
-    return re.sub(r"([\\\[\]{}*?])", r"\\\1", path)
-
-
-def unnameable(key: str) -> str | None:
-    """Why Spark cannot read the object by its key (None: it can)."""
-    name = key.rsplit("/", 1)[-1]
-    if name.startswith(("_", ".")):
-        return f"Spark skips files whose name starts with {name[0]!r}"
-    if "//" in key:
-        return "Spark folds '//' in a path to '/'"
-    if ":" in key:
-        return "Hadoop's local file system rejects ':' in a file name"
-    return None
-
-
-def compression(head: bytes) -> str | None:
-    """The codec a file is compressed with, by its magic bytes (None: not compressed)."""
-    return next((codec for magic, codec in CODEC_MAGIC.items() if head.startswith(magic)), None)
-
-
-@dataclass(frozen=True)
-class FileRoute:
-    """How one file of the manifest is read: by Spark, streamed by Python (with its codec), or
-    not at all (with the reason, quarantined whole)."""
-
-    index: int
-    path: str
-    how: str  # "spark" | "stream" | "unreadable"
-    codec: str | None = None
-    reason: str = ""
-
-
-def route(index: int, key: str, path: str, kind: str, head: bytes | None) -> FileRoute:
-    """How to read the file `key` (staged at `path`); `head`: its first bytes when known."""
-    codec = compression(head) if head is not None else None
-    named = key.lower().endswith(CODEC_EXTENSIONS)
-    why = unnameable(key)
-    if kind == "parquet":
-        return FileRoute(index, path, "unreadable", reason=f"{why}: rename the file") if why else \
-            FileRoute(index, path, "spark")
-    if codec and not named and codec not in READABLE_CODECS:
-        return FileRoute(index, path, "unreadable", codec,
-                         f"{codec}-compressed, but its name does not end in the codec's extension: rename it")
-    if why or (codec and not named):
-        return FileRoute(index, path, "stream", codec if not named else _codec_of_name(key))
-    return FileRoute(index, path, "spark")
-
-
-def _codec_of_name(key: str) -> str | None:
-    lower = key.lower()
-    return "gzip" if lower.endswith(".gz") else "bzip2" if lower.endswith(".bz2") else None
-
-
 # --- CSV headers ---------------------------------------------------------------------------------
 
 def header_names(first_line: str, delimiter: str, quote: str = '"') -> list[str] | None:
@@ -165,18 +92,6 @@ def header_names(first_line: str, delimiter: str, quote: str = '"') -> list[str]
         return None
     names = [n.strip() for n in names]
     return names if all(names) and len({n.lower() for n in names}) == len(names) else None
-
-
-def first_line(head: bytes, codec: str | None) -> str:
-    """The first line of a file from its first bytes, decompressed by `codec`; "" if unreadable."""
-    try:
-        if codec == "gzip":  # a partial stream decompresses as far as it goes
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 65536)
-        elif codec == "bzip2":
-            head = bz2.BZ2Decompressor().decompress(head, 65536)
-        return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").removeprefix(BOM)
-    except (zlib.error, OSError, EOFError):
-        return ""
 
 
 def effective_columns(raw: RawLayout, names: Mapping[int, list[str] | None]) -> list[tuple[str, str]]:
@@ -327,105 +242,3 @@ def _parsed_lines(raw: RawLayout, columns: list[tuple[str, str]], lines: DataFra
     return reduce(DataFrame.unionByName, frames)
 
 
-# --- streaming a file through Python -----------------------------------------------------------
-
-def _chunks(source: str) -> Iterator[bytes]:
-    """The bytes of a staged path or an s3:// object, 1 MiB at a time (runs on an executor)."""
-    if source.startswith("s3://"):
-        import boto3
-
-        bucket, key = source.removeprefix("s3://").split("/", 1)
-        yield from boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20)
-        return
-    with open(source, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            yield chunk
-
-
-def decompressed(chunks: Iterable[bytes], codec: str | None) -> Iterator[bytes]:
-    """The decompressed bytes of a stream (concatenated gzip members and bzip2 streams read in
-    turn); raises ValueError when the stream is corrupt or ends before its end."""
-    if codec is None:
-        yield from chunks
-        return
-
-    def fresh() -> Any:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS) if codec == "gzip" else bz2.BZ2Decompressor()
-
-    inflate, seen = fresh(), False
-    try:
-        for chunk in chunks:
-            while chunk:
-                seen = True
-                yield inflate.decompress(chunk)
-                if not inflate.eof:
-                    break
-                chunk = inflate.unused_data
-                inflate = fresh()
-                seen = bool(chunk)
-    except (zlib.error, OSError, EOFError) as error:
-        raise ValueError(f"corrupt {codec} stream ({error})") from error
-    if seen and not inflate.eof:
-        raise ValueError(f"truncated {codec} stream (unexpected end of file)")
-
-
-def lines_of(data: Iterable[bytes]) -> Iterator[str]:
-    """Text lines of a byte stream as Hadoop's line reader splits them (\\n, \\r\\n or \\r ends a
-    line), decoded as UTF-8 with invalid bytes replaced, as Spark decodes text."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
-    for chunk in data:
-        pending += decoder.decode(chunk)
-        parts = re.split(r"\r\n|\n|\r(?!$)", pending)
-        pending = parts.pop()
-        yield from parts
-    pending += decoder.decode(b"", final=True)
-    if pending.endswith("\r"):
-        pending = pending[:-1]
-    if pending:
-        yield pending
-
-
-def _problem(item: tuple[int, str, str | None]) -> tuple[int, str | None, str]:
-    """(index, why the file cannot be read or None, its first line): one pass over the stream."""
-    index, source, codec = item
-    first = None
-    try:
-        for line in lines_of(decompressed(_chunks(source), codec)):
-            first = line if first is None else first
-    except ValueError as error:
-        return index, str(error), ""
-    return index, None, (first or "").removeprefix(BOM)
-
-
-def checked(spark: SparkSession, routes: list[FileRoute]) -> dict[int, tuple[str | None, str]]:
-    """For each streamed file: (why it cannot be read or None, its first line), one Spark task
-    per file, before any of it is read: a stream truncated mid-way must be quarantined whole,
-    never counted DONE with the rows before the break."""
-    if not routes:
-        return {}
-    from pyspark import cloudpickle
-
-    # Local Spark's Python workers do not have glue/ on their path (Glue's have --extra-py-files).
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    items = [(r.index, r.path, r.codec) for r in routes]
-    found = spark.sparkContext.parallelize(items, len(items)).map(_problem).collect()
-    return {index: (problem, first) for index, problem, first in found}
-
-
-def stream_lines(spark: SparkSession, routes: list[FileRoute], skip_first: set[int]) -> DataFrame:
-    """The lines (`_file`, `value`) of files Spark cannot read by name, streamed and decompressed
-    by Python tasks, one per file; the first line left out for the files `skip_first` (headers)."""
-    from pyspark import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    items = [(r.index, r.path, r.codec, r.index in skip_first) for r in routes]
-
-    def lines(item: tuple[int, str, str | None, bool]) -> Iterator[tuple[int, str]]:
-        index, source, codec, skip = item
-        for number, line in enumerate(lines_of(decompressed(_chunks(source), codec))):
-            if number or not skip:
-                yield index, line.removeprefix(BOM) if number == 0 else line
-
-    rdd = spark.sparkContext.parallelize(items, len(items)).flatMap(lines)
-    return spark.createDataFrame(rdd, "_file int, value string")

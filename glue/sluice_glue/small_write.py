@@ -19,21 +19,29 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
-from ledger import RowCounts
 from sluice_glue import catalog, transforms
 from sluice_glue.datasets import DatasetSettings
+from sluice_glue.output import (
+    BeforeWrite,
+    RunFiles,
+    TableOutput,
+    WritePlan,
+    file_counts,
+    output_rows,
+    run_dir,
+)
 from sluice_glue.storage import put_file
 
-# Spark's codec name -> (pyarrow's, the file name's extension as Spark writes it).
+# Spark's name of a Parquet codec (which codecs a format takes is datasets.CODECS) -> (pyarrow's
+# name, the file name's extension as Spark writes it); a codec not here takes the large path.
 CODECS = {
     "snappy": ("snappy", ".snappy"),
     "gzip": ("gzip", ".gz"),
@@ -41,7 +49,6 @@ CODECS = {
     "none": ("none", ""),
     "uncompressed": ("none", ""),
 }
-INTERNAL = ("_file", "_bad_reason", "_duplicate", "_raw", "_bucket")
 
 
 def fits(settings: DatasetSettings) -> bool:
@@ -53,29 +60,12 @@ def folder_safe(value: Any) -> bool:
     return isinstance(value, str) and value != "" and catalog.escape_path_name(value) == value
 
 
-def write(
-    spark: SparkSession,
-    rows: DataFrame,
-    settings: DatasetSettings,
-    run_id: str,
-    uris: dict[int, str],
-    lookup: DataFrame | None,
-    broadcast: bool,
-    partition_by: list[str],
-    output_root: str,
-    before_write: Callable[[list[str], list[tuple[str | None, ...]]], None],
-) -> tuple[dict[int, RowCounts], set[tuple[str, ...]], StructType] | None:
-    """Counts by manifest index, the partitions written and the written schema; None (nothing
-    written) when a partition value is one Spark would escape."""
-    from sluice_glue.job import file_counts, run_dir
-
-    enriched = transforms.enriched(
-        transforms.with_output_partition(rows, run_id, "_bucket", settings.date_parts),
-        uris,
-        lookup,
-        settings.lookup_key,
-        broadcast,
-    ).drop("_raw", "_bucket")
+def write(rows: DataFrame, run: RunFiles, plan: WritePlan, partition_by: list[str], output_root: str,
+          before_write: BeforeWrite) -> TableOutput | None:
+    """The prepared rows (table_write.prepared) written: counts by manifest index, the partitions
+    written and the written schema; None (nothing written) when a partition value is one Spark
+    would escape."""
+    enriched = output_rows(rows, run, plan).drop("_raw", "_bucket")
     batches = enriched._collect_as_arrow()  # the one Spark job (what DataFrame.toPandas uses)
     table = pa.Table.from_batches(batches) if batches else to_arrow_schema(enriched.schema).empty_table()
     columns = table.to_pydict()
@@ -100,9 +90,10 @@ def write(
     counts, partitions = file_counts(list(stats.values()), partition_by)
     if not all(folder_safe(value) for values in partitions for value in values):
         return None
-    data = table.filter(pa.array(good)).drop_columns([c for c in INTERNAL if c in table.column_names])
-    written = StructType([f for f in enriched.schema.fields if f.name not in INTERNAL])
-    codec, extension = CODECS[settings.compression]
+    internal = set(transforms.INTERNAL)
+    data = table.filter(pa.array(good)).drop_columns([c for c in table.column_names if c in internal])
+    written = StructType([f for f in enriched.schema.fields if f.name not in internal])
+    codec, extension = CODECS[plan.settings.compression]
     before_write(partition_by, sorted(partitions))
     values_of = (
         list(zip(*(data.column(c).to_pylist() for c in partition_by), strict=True)) if data.num_rows else []
@@ -121,4 +112,4 @@ def write(
             f"{run_dir(partition_by, values)}/part-00000-{uuid.uuid4()}.c000{extension}.parquet",
             sink.getvalue(),
         )
-    return counts, partitions, written
+    return TableOutput(counts, sorted(partitions), partition_by, catalog.hive_columns(written, partition_by))

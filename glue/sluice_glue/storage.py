@@ -13,8 +13,7 @@ from __future__ import annotations
 import contextvars
 import shutil
 import tempfile
-import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,7 +43,6 @@ def resource(service: str) -> Any:
     return boto3.resource(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
 
 
-BOM = "\ufeff"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -83,10 +81,6 @@ class Storage:
     def head(self, ref: FileRef) -> bytes:
         """The file's first 64 KiB."""
         return self.s3.get_object(Bucket=ref.bucket, Key=ref.key, Range="bytes=0-65535")["Body"].read()
-
-    def first_line(self, ref: FileRef) -> str:
-        """The file's first line (its CSV header), without a UTF-8 BOM; "" if unreadable."""
-        return _first_line(self.head(ref), ref.key.endswith(".gz"))
 
     def clear(self, bucket: str, prefix: str, run_dirs: list[str]) -> None:
         """Empty the run's partition folders before the rows are appended: what an earlier
@@ -176,43 +170,9 @@ def put_file(root: str, relative: str, body: bytes) -> None:
     path.write_bytes(body)
 
 
-def _first_line(head: bytes, gz: bool) -> str:
-    try:
-        if gz:  # a partial gzip stream decompresses as far as it goes
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 65536)
-        return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").removeprefix(BOM)
-    except zlib.error:
-        return ""
-
-
-def gzip_problem(chunks: Iterable[bytes]) -> str | None:
-    """Why a gzip stream is unreadable (truncated, corrupt), or None if every member ends
-    properly. Streams in bounded memory; concatenated members (RFC 1952) are read in turn.
-
-    >>> import gzip
-    >>> whole = gzip.compress(b"a,b\\n1,2\\n" * 1000)
-    >>> gzip_problem([whole]) is None, gzip_problem([whole[:40]])
-    (True, 'truncated gzip stream (unexpected end of file)')
-    """
-    inflate, seen = zlib.decompressobj(16 + zlib.MAX_WBITS), False
-    try:
-        for chunk in chunks:
-            while chunk:
-                seen = True
-                inflate.decompress(chunk, 1 << 20)
-                if not inflate.eof:
-                    chunk = inflate.unconsumed_tail
-                elif chunk := inflate.unused_data:  # another member follows
-                    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    except zlib.error as error:
-        return f"corrupt gzip stream ({error})"
-    if seen and not inflate.eof:
-        return "truncated gzip stream (unexpected end of file)"
-    return None
-
-
-def _chunks(source: str) -> Iterable[bytes]:
-    """The bytes of a staged path or an s3:// object, 1 MiB at a time (runs on an executor)."""
+def chunks(source: str) -> Iterator[bytes]:
+    """The bytes of a staged path or an s3:// object, 1 MiB at a time (also on an executor:
+    file_routes sends it there)."""
     if source.startswith("s3://"):
         bucket, key = source.removeprefix("s3://").split("/", 1)
         yield from client("s3").get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20)
@@ -220,23 +180,3 @@ def _chunks(source: str) -> Iterable[bytes]:
     with open(source, "rb") as stream:
         while chunk := stream.read(1 << 20):
             yield chunk
-
-
-def unreadable_gzip(spark, sources: dict[int, str]) -> dict[int, str]:
-    """Manifest index -> why its gzip stream is unreadable, for the .gz files among `sources`
-    (index -> read path), checked in one Spark job, one task per file. Spark reads a truncated
-    gzip file up to the break without noticing when ignoreCorruptFiles is on (its docs: "the
-    contents that have been read will still be returned", sql-data-sources-generic-options),
-    and fails the whole read when it is off; so such files are found here, before the read."""
-    gz = [(i, path) for i, path in sources.items() if path.endswith(".gz")]
-    if not gz:
-        return {}
-    import sys
-
-    from pyspark import cloudpickle
-
-    # Local Spark's Python workers do not have glue/ on their path (Glue's have --extra-py-files).
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    checked = spark.sparkContext.parallelize(gz, len(gz)).map(
-        lambda item: (item[0], gzip_problem(_chunks(item[1])))).collect()
-    return {index: problem for index, problem in checked if problem}

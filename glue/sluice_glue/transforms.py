@@ -43,11 +43,12 @@ from pyspark.sql.types import (
 )
 
 from sluice_glue import hive_types
+from sluice_glue.datasets import DATE_PARTS
 
 CORRUPT = "_corrupt"
 # The columns the job adds to every output row, and those it uses while it works: a raw column
 # of the same name (case-insensitively, as Spark resolves names) is renamed raw_<name>.
-ADDED = ("year", "month", "day", "hour", "run_id", "ingested_at", "source_file")
+ADDED = (*DATE_PARTS, "run_id", "ingested_at", "source_file")
 INTERNAL = ("_file", CORRUPT, "_bad_reason", "_raw", "_bucket", "_duplicate", "_path", "_row")
 RESERVED = ADDED + INTERNAL
 

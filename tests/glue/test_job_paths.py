@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ledger import State
-from sluice_glue import catalog, job
+from sluice_glue import catalog, job, table_run, table_write
 from sluice_glue.datasets import DatasetSettings
+from sluice_glue.output import RawRows
 from tests.glue.test_job import HEADER, PROCESSED, RAW, _csv, _keys, _rows, _run
 
 pytestmark = pytest.mark.spark
@@ -54,10 +55,10 @@ def test_a_gzip_file_truncated_mid_stream_is_quarantined_whole(pipeline, spark):
 def test_a_failing_table_goes_back_and_the_others_are_written(pipeline, spark, monkeypatch):
     aws, ledger, _ = pipeline
 
-    def settings(args, table):  # orders by ingest time; api names a column it lacks
+    def settings(run, table):  # orders by ingest time; api names a column it lacks
         return DatasetSettings(timestamp_column="missing" if table["Name"] == "api" else None,
                                dedup_keys=("order_id",))
-    monkeypatch.setattr(job, "_settings_for", settings)
+    monkeypatch.setattr(table_run, "settings_for", settings)
     summary = _run(pipeline, spark, {"orders/a.csv": _csv(4).encode(), "api/b.csv": _csv(2).encode()})
     [returned] = summary["returned"]
     assert returned["file"] == f"s3://{RAW}/api/b.csv" and "table api failed" in returned["reason"]
@@ -98,7 +99,8 @@ def test_one_day_is_spread_over_every_task_by_one_exchange(spark, keys):
     rows = [(f"o-{i}", f"2026-11-24T{i % 24:02d}:00:00Z", None, i % 3) for i in range(400)]
     raw = spark.createDataFrame(rows, "order_id string, event_time string, _corrupt string, _file int")
     columns = [("order_id", "string"), ("event_time", "timestamp")]
-    prepared = job.prepared(raw, columns, [], DatasetSettings("event_time", dedup_keys=keys), None, 4)
+    settings = DatasetSettings("event_time", dedup_keys=keys)
+    prepared = table_write.prepared(RawRows(raw, columns), settings, None, 4)
     assert _plan(prepared).count("Exchange hashpartitioning") == 1
     sizes = prepared.rdd.glom().map(len).collect()
     assert len(sizes) == 4 and all(sizes) and sum(sizes) == 400  # one day, every task
@@ -107,7 +109,7 @@ def test_one_day_is_spread_over_every_task_by_one_exchange(spark, keys):
 def test_the_quarantine_shuffles_only_the_bad_rows_and_adaptive_execution_sizes_its_files(spark):
     rows = spark.createDataFrame([(0, "bad", ("x", None)), (0, None, None)],
                                  "_file int, _bad_reason string, _raw struct<a:string,_corrupt:string>")
-    plan = _plan(job.quarantined(spark, rows.cache(), "r1", {0: "s3://raw/a.csv"}, {}))
+    plan = _plan(table_write.quarantined(spark, rows.cache(), "r1", {0: "s3://raw/a.csv"}, {}))
     exchange = plan.index("REBALANCE_PARTITIONS_BY_NONE")  # AQE coalesces it: not one task for all
     assert plan.count("Exchange") == 1 and "isnotnull(_bad_reason" in plan[exchange:]  # filter below it
 

@@ -1,5 +1,6 @@
-"""Reading raw files as their catalog table describes them (sluice_glue.raw_files), and typing
-nested values (transforms.conformed): small explicit inputs, local Spark."""
+"""Routing raw files (sluice_glue.file_routes), reading them as their catalog table describes them
+(sluice_glue.raw_files), and typing nested values (transforms.conformed): small explicit inputs,
+local Spark."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from sluice_glue import catalog, raw_files, transforms
+from sluice_glue import catalog, file_routes, raw_files, transforms
 from sluice_glue.raw_files import FileRoute, RawLayout
 
 # --- pure rules ------------------------------------------------------------------------------------
@@ -28,17 +29,17 @@ from sluice_glue.raw_files import FileRoute, RawLayout
     ("t/export.bin", b"\x28\xb5\x2f\xfd" + b"\x00" * 8, "unreadable", "zstd"),
 ])
 def test_each_file_is_read_the_way_it_can_be(key, head, how, codec):
-    found = raw_files.route(0, key, f"/staged/{key}", "csv", head)
+    found = file_routes.route(0, key, f"/staged/{key}", "csv", head)
     assert (found.how, found.codec) == (how, codec)
 
 
 def test_a_parquet_file_spark_cannot_name_is_unreadable_with_the_reason():
-    found = raw_files.route(0, "t/_part.parquet", "/staged/t/_part.parquet", "parquet", None)
+    found = file_routes.route(0, "t/_part.parquet", "/staged/t/_part.parquet", "parquet", None)
     assert found.how == "unreadable" and "rename the file" in found.reason
 
 
 def test_glob_characters_are_escaped():
-    assert raw_files.spark_path("s3://b/t/a[1]{x}*?.csv") == "s3://b/t/a\\[1\\]\\{x\\}\\*\\?.csv"
+    assert file_routes.spark_path("s3://b/t/a[1]{x}*?.csv") == "s3://b/t/a\\[1\\]\\{x\\}\\*\\?.csv"
 
 
 def test_a_quoted_header_name_may_hold_the_delimiter():
@@ -48,16 +49,35 @@ def test_a_quoted_header_name_may_hold_the_delimiter():
 
 def test_lines_split_as_hadoop_splits_them():
     chunks = [b"a,b\r", b"\n1,2\r3,4\n5,", b"6\xff\n", b"7,8"]
-    assert list(raw_files.lines_of(chunks)) == ["a,b", "1,2", "3,4", "5,6\ufffd", "7,8"]
+    assert list(file_routes.lines_of(chunks)) == ["a,b", "1,2", "3,4", "5,6\ufffd", "7,8"]
 
 
 def test_a_stream_is_decompressed_member_by_member_and_a_truncated_one_refused():
     two_members = gzip.compress(b"a\n") + gzip.compress(b"b\n")
-    assert b"".join(raw_files.decompressed([two_members[:7], two_members[7:]], "gzip")) == b"a\nb\n"
+    assert b"".join(file_routes.decompressed([two_members[:7], two_members[7:]], "gzip")) == b"a\nb\n"
     with pytest.raises(ValueError, match="truncated gzip"):
-        list(raw_files.decompressed([two_members[:-5]], "gzip"))
+        list(file_routes.decompressed([two_members[:-5]], "gzip"))
     with pytest.raises(ValueError, match="truncated bzip2"):
-        list(raw_files.decompressed([bz2.compress(b"x" * 1000)[:-10]], "bzip2"))
+        list(file_routes.decompressed([bz2.compress(b"x" * 1000)[:-10]], "bzip2"))
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bzip2"])
+def test_a_stream_is_decompressed_in_bounded_pieces_whatever_its_ratio(codec):
+    # 24 MiB of zeros compress to a few KiB: one input chunk must not become 24 MiB in memory
+    # (the gzip check reads every .gz file of a run through this on an executor).
+    data = b"\0" * (24 << 20)
+    packed = (gzip.compress(data[:1000], mtime=0) + gzip.compress(data, mtime=0) if codec == "gzip"
+              else bz2.compress(data[:1000]) + bz2.compress(data))
+    pieces = list(file_routes.decompressed([packed], codec))
+    assert max(len(p) for p in pieces) <= file_routes.OUTPUT_BYTES
+    assert sum(len(p) for p in pieces) == len(data) + 1000
+
+
+def test_the_gzip_check_reads_with_the_same_decoder():
+    whole = gzip.compress(b"a\n" * 1000, mtime=0) + gzip.compress(b"b\n", mtime=0)
+    assert file_routes.gzip_problem([whole[:9], whole[9:]]) is None
+    assert file_routes.gzip_problem([whole[:-5]]) == "truncated gzip stream (unexpected end of file)"
+    assert file_routes.gzip_problem([whole + b"junk"]).startswith("corrupt gzip stream")
 
 
 @pytest.mark.parametrize(("parameters", "serde", "header", "delimiter", "quote"), [
@@ -152,7 +172,7 @@ def test_compressed_files_without_their_extension_are_streamed_and_read(spark, t
     (tmp_path / "cut").write_bytes(gzip.compress(b'{"id": 9}\n' * 1000)[:30])
     routes = [FileRoute(0, str(tmp_path / "stream-1"), "stream", "gzip"),
               FileRoute(1, str(tmp_path / "cut"), "stream", "gzip")]
-    checked = raw_files.checked(spark, routes)
+    checked = file_routes.checked(spark, routes)
     assert checked[0] == (None, json.dumps(records[0])) and "truncated gzip" in checked[1][0]
     raw = RawLayout("json", (("id", "bigint"), ("device", "struct<name:string>")))
     rows = raw_files.read(spark, raw, list(raw.columns), routes[:1], {}, lambda df: df).orderBy("id")

@@ -12,9 +12,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from sluice_glue import job, raw_files, transforms
+from sluice_glue import raw_files, transforms
 from sluice_glue.datasets import DatasetSettings
+from sluice_glue.output import OutputRoots, RawRows, RunFiles, WritePlan, run_dir
 from sluice_glue.sizing import RunSize
+from sluice_glue.table_write import write_table
 
 pytestmark = pytest.mark.spark
 COLUMNS = [("order_id", "string"), ("amount", "decimal(10,2)"), ("event_time", "timestamp")]
@@ -36,20 +38,14 @@ def _write(spark, tmp_path: Path, name: str, size: RunSize):
                          {0: [n for n, _ in COLUMNS]},
                          lambda df: transforms.with_file_index(df, {f"file://{source}": 0}))
     cleared: list[list[str]] = []
-    out = job.write_table(
+    out = write_table(
         spark,
-        raw,
-        COLUMNS,
-        [],
-        DatasetSettings("event_time", dedup_keys=("order_id",)),
-        "run-1",
-        {0: "s3://raw/orders.csv"},
-        None,
-        str(tmp_path / name),
-        str(tmp_path / f"{name}-q"),
-        size=size,
+        RawRows(raw, COLUMNS),
+        RunFiles("run-1", {0: "s3://raw/orders.csv"}),
+        WritePlan(DatasetSettings("event_time", dedup_keys=("order_id",)), size),
+        OutputRoots(str(tmp_path / name), str(tmp_path / f"{name}-q")),
         before_write=lambda partition_by, partitions: cleared.append(
-            [job.run_dir(partition_by, values) for values in partitions]),
+            [run_dir(partition_by, values) for values in partitions]),
     )
     return out, cleared
 
@@ -75,6 +71,12 @@ def test_the_small_run_path_writes_what_the_large_path_writes(spark, tmp_path):
     assert sorted(p.name for p in (tmp_path / "small-q").glob("*.json")) != []  # "x" is not a decimal
     written = next((tmp_path / "small").rglob("*.parquet"))
     assert pq.ParquetFile(written).schema.column(2).physical_type == "INT96"  # as Spark writes timestamps
+
+
+def test_the_small_path_writes_only_codecs_a_dataset_may_name():
+    from sluice_glue import datasets, small_write
+
+    assert set(small_write.CODECS) <= set(datasets.CODECS["parquet"])
 
 
 def test_a_value_spark_would_escape_in_a_folder_name_takes_the_large_path():
