@@ -182,7 +182,7 @@ def _before_write(run: RunContext, name: str, quarantine: str) -> BeforeWrite:
 
     def before_write(partition_by: list[str], partitions: list[tuple[str | None, ...]]) -> None:
         record_outputs(storage.s3, args.artifacts_bucket, args.run_id, TableOutputs(name, [
-            PartitionOutput([catalog.DEFAULT_PARTITION_NAME if v is None else v for v in values],
+            PartitionOutput([v or catalog.DEFAULT_PARTITION_NAME for v in values],  # Spark's folder name
                             f"{name}/{run_dir(partition_by, values)}/") for values in partitions],
             quarantine))
         storage.clear(args.processed_bucket, f"{name}/", [run_dir(partition_by, v) for v in partitions])

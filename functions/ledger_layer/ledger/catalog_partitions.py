@@ -37,8 +37,8 @@ def add_partitions(glue: Any, database: str, table: dict, locations: Mapping[tup
     existing = {tuple(p["Values"]) for page in glue.get_paginator("get_partitions").paginate(
         DatabaseName=database, TableName=name, **listing) for p in page["Partitions"]}
     descriptor = table["StorageDescriptor"]
-    stored = {tuple(DEFAULT_PARTITION_NAME if v is None else v for v in values): location
-              for values, location in locations.items()}  # a null value is Hive's default partition
+    stored = {tuple(v or DEFAULT_PARTITION_NAME for v in values): location
+              for values, location in locations.items()}  # a null or empty value: Hive's default partition
     new = [{"Values": list(values), "StorageDescriptor": {**descriptor, "Location": location}}
            for values, location in sorted(stored.items()) if values not in existing]
     for start in range(0, len(new), PARTITIONS_PER_CALL):

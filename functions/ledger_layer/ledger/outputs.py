@@ -44,7 +44,7 @@ def outputs_key(run_id: str, table: str) -> str:
 
 @dataclass(frozen=True)
 class PartitionOutput:
-    values: list[str]  # the partition's values, in the table's partition key order
+    values: list[str]  # the partition's values, in key order (null or empty: __HIVE_DEFAULT_PARTITION__)
     folder: str  # its folder under the processed bucket, as the writer names it
 
 
