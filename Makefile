@@ -11,7 +11,7 @@ EVENT  ?=
 export SAM_CLI_TELEMETRY = 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help run test test-fast lint build deploy glue-package invoke-start-crawler invoke-start-job \
+.PHONY: help run test test-busy test-fast lint build deploy glue-package invoke-start-crawler invoke-start-job \
         glue-test-docker bench lock clean
 
 help: ## list the targets
@@ -33,6 +33,10 @@ run: $(STAMP) ## the whole pipeline offline: start it, ingest samples/, wait for
 # waits on two cores; a module stays on one worker, since its runtime is module-scoped.
 test: $(STAMP) ## every test, offline (unit, functions, template, Glue job, local runtime end to end)
 	$(BIN)/python -m pytest -n 4 --dist loadfile
+
+test-busy: $(STAMP) ## make test beside two CPU-bound processes: no test may need an idle machine
+	@bash -c 'for i in 1 2; do ( while :; do :; done ) & done; trap "kill \$$(jobs -p) 2>/dev/null" EXIT; \
+	  $(MAKE) --no-print-directory test'
 
 test-fast: $(STAMP) ## the tier to run while you type: pure and moto-backed tests, no Spark, no runtime
 	$(BIN)/python -m pytest -m "not spark and not slow" tests/unit tests/integration tests/functions \
