@@ -58,6 +58,11 @@ class Audit:
         self._unmapped: set[str] = set()
         self._lock = threading.Lock()
         self.version = 0  # bumps on every new kind of call: when to write the audit out again
+        # unused_grants, incrementally: a grant once used stays used, so each new kind of allowed
+        # call is matched against the grants still unused once (a burst makes tens of thousands).
+        self._fresh: dict[str, list[tuple[str, str]]] = {}  # principal -> (action, resource) not yet matched
+        self._used: dict[str, set[tuple[str, str, str]]] = {}
+        self._grants_lock = threading.Lock()
 
     def record(self, principal: Principal, operation: str, action: str, resource: str,
                decision: Decision, mapped: bool = True) -> None:
@@ -68,6 +73,8 @@ class Audit:
                 self.principals.setdefault(principal.name, principal)
             if key not in self._calls:
                 self.version += 1
+                if decision.allowed:
+                    self._fresh.setdefault(principal.name, []).append((action, resource))
             self._calls[key] = self._calls.get(key, 0) + 1
             if not mapped:
                 self._unmapped.add(operation)
@@ -88,17 +95,20 @@ class Audit:
         """Per principal, each (statement, action pattern, resource pattern) of its Allow
         statements that no allowed call matched."""
         unused: dict[str, list[tuple[str, str, str]]] = {}
-        for name, principal in sorted(self.principals.items()):
-            made = [c for c in self.calls(name) if c.allowed]
-            for policy in principal.policies:
-                for label, s in statements(policy):
-                    if s.get("Effect") != "Allow":
-                        continue
-                    for act in listed(s.get("Action", s.get("NotAction", []))):
-                        for res in listed(s.get("Resource", s.get("NotResource", "*"))):
-                            if not any(matches(act, c.action, True) and matches(res, c.resource)
-                                       for c in made):
-                                unused.setdefault(name, []).append((label, act, res))
+        with self._grants_lock:
+            with self._lock:
+                fresh, self._fresh = self._fresh, {}
+                principals = sorted(self.principals.items())
+            for name, principal in principals:
+                used = self._used.setdefault(name, set())
+                made = fresh.get(name, [])
+                for grant in _grants(principal):
+                    _, act, res = grant
+                    if grant not in used and any(matches(act, action, True) and matches(res, resource)
+                                                 for action, resource in made):
+                        used.add(grant)
+                    if grant not in used:
+                        unused.setdefault(name, []).append(grant)
         return unused
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,6 +125,15 @@ class Audit:
                             "operation": c.operation, "count": c.count, "missing_grant": c.missing_grant}
                            for c in self.denied()],
                 "unmapped": self.unmapped()}
+
+
+def _grants(principal: Principal) -> list[tuple[str, str, str]]:
+    """Each (statement, action pattern, resource pattern) of the principal's Allow statements."""
+    return [(label, act, res)
+            for policy in principal.policies
+            for label, s in statements(policy) if s.get("Effect") == "Allow"
+            for act in listed(s.get("Action", s.get("NotAction", [])))
+            for res in listed(s.get("Resource", s.get("NotResource", "*")))]
 
 
 def denial_report(denied: list[dict[str, Any]]) -> str:

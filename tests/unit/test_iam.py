@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from sluice.aws.account import ACCOUNT_ID
 from sluice.aws.awslambda import as_role
-from sluice.aws.iam import Policy, Principal, evaluate
+from sluice.aws.iam import Decision, Policy, Principal, evaluate
 from sluice.aws.iam_audit import Audit
 from sluice.aws.iam_hook import Enforcer, acting_as
 from sluice.aws.iam_requests import authorization
@@ -301,6 +301,27 @@ def test_unused_grants_are_the_ones_no_call_matched(enforced):
     with acting_as(LISTER):
         session.client("s3").list_objects_v2(Bucket="raw")
     assert audit.unused_grants() == {"TestRole": [("inline/0", "s3:GetObject", f"{BUCKET}/*")]}
+
+
+def test_a_grant_first_used_after_it_was_reported_unused_is_then_used():
+    """unused_grants matches only the kinds of call made since it was last asked: a grant used
+    later leaves the list, one used earlier stays off it."""
+    reader = Principal("Reader", "arn:aws:iam::123456789012:role/reader", [Policy("inline", {
+        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                       "Resource": ["arn:aws:s3:::raw", "arn:aws:s3:::raw/*"]}]})])
+    audit = Audit({"Reader": reader})
+    allowed = Decision(True, "inline/0", "allowed")
+    audit.record(reader, "s3.ListObjectsV2", "s3:ListBucket", "arn:aws:s3:::raw", allowed)
+    assert audit.unused_grants()["Reader"] == [
+        ("inline/0", "s3:GetObject", "arn:aws:s3:::raw"), ("inline/0", "s3:GetObject", "arn:aws:s3:::raw/*"),
+        ("inline/0", "s3:ListBucket", "arn:aws:s3:::raw/*")]
+    audit.record(reader, "s3.GetObject", "s3:GetObject", "arn:aws:s3:::raw/a.csv", allowed)
+    audit.record(reader, "s3.GetObject", "s3:GetObject", "arn:aws:s3:::raw/b.csv",
+                 Decision(False, None, "implicit deny"))  # a denied call uses no grant
+    assert audit.unused_grants()["Reader"] == [
+        ("inline/0", "s3:GetObject", "arn:aws:s3:::raw"), ("inline/0", "s3:ListBucket", "arn:aws:s3:::raw/*")]
+    assert audit.unused_grants()["Reader"] == [
+        ("inline/0", "s3:GetObject", "arn:aws:s3:::raw"), ("inline/0", "s3:ListBucket", "arn:aws:s3:::raw/*")]
 
 
 # --- the principals of template.yaml -----------------------------------------------------------
