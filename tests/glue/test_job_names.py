@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.glue.test_job import ARTIFACTS, _rows, _run
+from tests.glue.test_job import ARTIFACTS, _keys, _rows, _run
 
 pytestmark = pytest.mark.spark
 
@@ -43,10 +43,37 @@ def test_a_reserved_name_that_cannot_be_renamed_fails_its_table_and_the_summary_
     (b"country,amount\nDE,1\n", "its columns amount have the names of the table's columns"),
     (b"code,region\nDE,EMEA\n", "has no column 'country'"),
 ])
-def test_a_lookup_that_would_multiply_or_clash_is_refused(pipeline, spark, lookup, reason):
+@pytest.mark.parametrize("checked_by", ["driver", "spark"])
+def test_a_lookup_that_would_multiply_or_clash_is_refused(pipeline, spark, lookup, reason, checked_by):
+    """The table's own section names the lookup: what it cannot join is refused, the table alone.
+    A lookup under the broadcast threshold is checked in the driver, a larger one by Spark (a
+    threshold of -1 sends every lookup there): the same refusals either way."""
     aws, _, _ = pipeline
-    aws.client("s3").put_object(Bucket=ARTIFACTS, Key="reference/lookup.csv", Body=lookup)
-    summary = _run(pipeline, spark, {"orders/a.csv": b"order_id,country,amount\no-1,DE,2.5\n"},
-                   lookup_uri=f"s3://{ARTIFACTS}/reference/lookup.csv", lookup_key="country")
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=ARTIFACTS, Key="reference/lookup.csv", Body=lookup)
+    s3.put_object(Bucket=ARTIFACTS, Key="code/datasets.toml", Body=(
+        b'[datasets.orders]\nlookup_uri = "reference/lookup.csv"\nlookup_key = "country"\n'))
+    if checked_by == "spark":
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        summary = _run(pipeline, spark, {"orders/a.csv": b"order_id,country,amount\no-1,DE,2.5\n"},
+                       datasets_uri=f"s3://{ARTIFACTS}/code/datasets.toml")
+    finally:
+        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
     [returned] = summary["returned"]
     assert reason in returned["reason"] and summary["totals"]["rows_out"] == 0
+
+
+def test_a_default_lookup_that_clashes_with_a_table_does_not_apply_to_it(pipeline, spark):
+    """The template's LookupUri is every table's default: a table with a column of the lookup's name
+    (a raw `region=` folder beside a countries file's `region`) is written without the lookup, as a
+    default naming a column the table lacks does not apply. A broken lookup file still fails."""
+    aws, _, _ = pipeline
+    lookup = b"country,region\nDE,EMEA\n"
+    aws.client("s3").put_object(Bucket=ARTIFACTS, Key="reference/lookup.csv", Body=lookup)
+    summary = _run(pipeline, spark, {"visits/region=north/a.csv": b"order_id,country,amount\no-1,DE,2.5\n"},
+                   lookup_uri=f"s3://{ARTIFACTS}/reference/lookup.csv", lookup_key="country")
+    assert summary["returned"] == [] and summary["totals"]["rows_out"] == 1
+    [row] = _rows(aws, "visits/")
+    assert row["country"] == "DE" and "region" not in row  # no lookup column in the data
+    assert all("/region=north/" in k for k in _keys(aws, "visits/"))  # the table's own region stays
