@@ -1,9 +1,10 @@
 """The whole pipeline through the local runtime: warm latency of one file, and a burst.
 
-1. Warm end-to-end latency for one small file: put -> email (goal <= 2 s), median of --latency-runs.
-2. A burst of --files small CSV files uploaded as fast as the emulator takes them: files lost
-   (not DONE, must be 0), duplicated (rows written more than once, must be 0), crawler runs, job
-   runs, time to drain, peak memory of the runtime process.
+1. Warm end-to-end latency for one small file: put -> email (goal <= 1.5 s), median of --latency-runs.
+2. A burst of --files small CSV files uploaded as fast as the emulator takes them, from a process
+   of their own as a user's uploads are: files lost (not DONE, must be 0), duplicated (rows
+   written more than once, must be 0), crawler runs, job runs, time to drain (uploads included),
+   peak memory of the runtime process.
 
 Last line: lost=N duplicated=N crawler_runs=N job_runs=N drain_s=T peak_mb=M latency_s=L
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import multiprocessing
 import random
 import resource
 import statistics
@@ -75,6 +77,17 @@ def output_order_ids(rt: Runtime, dataset: str) -> list[str]:
                 body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
                 ids += pq.read_table(io.BytesIO(body), columns=["order_id"]).column(0).to_pylist()
     return ids
+
+
+def upload_burst(endpoint: str, bucket: str, files: int) -> None:
+    """The burst's uploads, from a process of their own as a user's uploads come (`sluice ingest`,
+    the AWS CLI): in the runtime's process they would share its one GIL with the emulator they
+    upload to."""
+    from sluice.aws.account import client
+
+    s3 = client("s3", endpoint)
+    for i in range(files):
+        s3.put_object(Bucket=bucket, Key=f"burst/part-{i:06d}.csv", Body=orders(i))
 
 
 def soak(rt: Runtime, raw: str, minutes: float, seed: int = 11) -> int:
@@ -140,8 +153,12 @@ def main() -> None:
         if args.soak:
             args.files = soak(rt, raw, minutes=args.soak)
         else:
-            for i in range(args.files):
-                s3.put_object(Bucket=raw, Key=f"burst/part-{i:06d}.csv", Body=orders(i))
+            uploader = multiprocessing.get_context("spawn").Process(
+                target=upload_burst, args=(rt.aws.endpoint, raw, args.files))
+            uploader.start()
+            uploader.join()
+            if uploader.exitcode != 0:
+                raise SystemExit(f"the uploader failed (exit code {uploader.exitcode})")
         uploaded = time.monotonic() - start
         print(f"uploaded {args.files} files in {uploaded:.1f} s")
         try:
