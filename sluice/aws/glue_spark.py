@@ -49,5 +49,10 @@ def spark_session(app_name: str = "sluice-local") -> Any:
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.driver.memory", "2g")
             .getOrCreate())
+    # getOrCreate may hand back a live session (a process that keeps one JVM: the tests): the
+    # settings a caller changed since (a test's shuffle width) are set back, so each caller starts
+    # from these.
+    session.conf.set("spark.sql.shuffle.partitions", "4")
+    session.conf.set("spark.sql.session.timeZone", "UTC")
     session.sparkContext.setLogLevel("ERROR")
     return session

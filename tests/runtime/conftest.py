@@ -32,9 +32,11 @@ FAULT_CLOCK = {**PACED, "IngestMaxReceiveCount": "4", "SweepAfterSeconds": "3"}
 def started_runtime(state: Path, schedule_every: float | None = None, persist: bool = False,
                     denials_expected: bool = False, **parameters: str) -> Iterator[Runtime]:
     """The one way the end-to-end tests start a runtime: quiet, samconfig's [local] parameters with
-    `parameters` on top (PACED by default), and Spark up before the first test runs."""
+    `parameters` on top (PACED by default), and Spark up before the first test runs. The worker
+    process keeps one JVM for all its runtimes and the Glue tests (spark_session's getOrCreate)."""
     with Runtime(state_dir=state, timeline=Timeline(quiet=True), schedule_every=schedule_every,
-                 parameters={**local_parameters(), **PACED, **parameters}, persist=persist) as rt:
+                 parameters={**local_parameters(), **PACED, **parameters}, persist=persist,
+                 keep_spark=True) as rt:
         for job in rt.jobs:
             assert job.ready.wait(timeout=CAP_S), "Spark did not start"
         yield rt
