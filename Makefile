@@ -39,7 +39,7 @@ test-busy: $(STAMP) ## make test beside two CPU-bound processes: no test may nee
 	  $(MAKE) --no-print-directory test'
 
 test-fast: $(STAMP) ## the tier to run while you type: pure and moto-backed tests, no Spark, no runtime
-	$(BIN)/python -m pytest -m "not spark and not slow" tests/unit tests/integration tests/functions \
+	$(BIN)/python -m pytest -n 2 -m "not spark and not slow" tests/unit tests/integration tests/functions \
 	  tests/template functions sluice
 
 lint: $(STAMP) ## ruff, mypy, cfn-lint, checkov and sam validate on the template
