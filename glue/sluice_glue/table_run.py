@@ -229,11 +229,13 @@ def _lookup(run: RunContext, name: str, settings: DatasetSettings,
     threshold = spark._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold()
     where, key = f"lookup {settings.lookup_uri}", settings.lookup_key
     bucket, object_key = settings.lookup_uri.removeprefix("s3://").split("/", 1)
-    small = run.storage.s3.head_object(Bucket=bucket, Key=object_key)["ContentLength"] <= threshold
+    got = run.storage.s3.get_object(Bucket=bucket, Key=object_key)  # its size, and its body when small
+    small = got["ContentLength"] <= threshold
+    body = got["Body"].read() if small else b""
+    got["Body"].close()
     path = run.storage.fetch(settings.lookup_uri)
     if small:  # checked in the driver: two Spark jobs fewer, ~0.3 s of a small run's ~1.5 s
-        columns, keys = _small_lookup(run.storage.s3.get_object(Bucket=bucket, Key=object_key)["Body"].read(),
-                                      settings.lookup_uri, key, where)
+        columns, keys = _small_lookup(body, settings.lookup_uri, key, where)
         schema = ", ".join(f"`{c}` string" for c in columns)  # the header as read: no Spark job to infer it
         frame = (spark.read.parquet(path) if settings.lookup_uri.endswith(".parquet") else
                  spark.read.schema(schema).option("header", True).csv(path))
